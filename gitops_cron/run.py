@@ -1,0 +1,198 @@
+"""Run: the stages of one reconcile in a straight line, from settings to summary.
+
+Order matters for safety: nothing touches the cluster until the source is read
+and parsed; the parent is widened before anything is applied; nothing is pruned
+after any error; the parent is narrowed only after a prune with no failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from gitops_cron import inventory
+from gitops_cron.apply import ApplyOptions, Change, apply_all
+from gitops_cron.config import Settings
+from gitops_cron.errors import GitopsError, Interrupted, ManifestError, PruneRefused
+from gitops_cron.kube import Kube, make_api_client
+from gitops_cron.lock import RunLock
+from gitops_cron.manifests import Parsed, find_manifests, load_manifests
+from gitops_cron.plan import Plan, Scope, describe_plan, make_plan, offline_catalog
+from gitops_cron.prune import check_guards, kept_changes, prune_stale, select_stale
+from gitops_cron.report import Summary, stage
+from gitops_cron.source import checkout
+
+log = logging.getLogger(__name__)
+
+
+def reconcile(settings: Settings, workdir: Path, stopping: threading.Event, summary: Summary) -> int:
+    """One run; returns the exit code, or raises a GitopsError that maps to one."""
+    deadline = time.monotonic() + settings.timeout
+    with stage("source", summary.timings):
+        tree = checkout(settings.repo, settings.revision, settings.path, settings.git_credentials_dir,
+                        settings.ssh_insecure_ignore_host_key, workdir,
+                        min(settings.clone_timeout, settings.timeout), stopping)
+    summary.commit = tree.commit
+    log.info("source %s at commit %s", tree.origin, tree.commit or "(not a git work tree)")
+    with stage("parse", summary.timings):
+        files, errors = find_manifests(tree.manifests_dir, tree.root)
+        parsed = load_manifests(files, tree.root, settings.max_file_bytes, settings.max_yaml_nodes)
+    for location in parsed.skipped:
+        log.info("%s skipped: not a Kubernetes object (no apiVersion and no kind)", location)
+    errors = [*errors, *parsed.errors]
+    log.info("read %d object(s) from %d file(s)", len(parsed.manifests), len(files))
+    set_id = inventory.applyset_id(settings.inventory, settings.namespace)
+    scope = Scope(settings.allow_namespaces, settings.deny_namespaces, settings.allow_kinds, settings.deny_kinds)
+    if settings.plan:
+        return print_plan(settings, parsed, errors, set_id, scope, summary)
+
+    kube = Kube(make_api_client(settings.kubeconfig, settings.context, settings.concurrency + 2), deadline, stopping)
+    lock = None
+    if not settings.dry_run:
+        identity = f"{os.environ.get('HOSTNAME', 'gitops-cron')}-{uuid.uuid4().hex[:8]}"
+        lock = RunLock(kube, settings.inventory, settings.namespace, settings.lock_duration, identity)
+        holder = lock.acquire()
+        if holder:
+            summary.result = "skipped"
+            summary.message = f"another run is in progress (lease/{settings.inventory} held by {holder})"
+            log.info("%s; this run does nothing", summary.message)
+            return 0
+    try:
+        return converge(kube, settings, parsed, errors, set_id, scope, lock, summary)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def converge(kube: Kube, settings: Settings, parsed: Parsed, errors: list[ManifestError], set_id: str,
+             scope: Scope, lock: RunLock | None, summary: Summary) -> int:
+    stopping = kube.stopping
+    with stage("plan", summary.timings):
+        catalog = kube.discover()
+        plan = make_plan(parsed.manifests, catalog, set_id, settings.default_namespace, scope)
+    errors = [*errors, *plan.errors]
+    for error in errors:
+        log.error("%s", error, extra={"location": error.location, "action": "failed"})
+    summary.changes.extend(Change(e.location, "failed", e.reason, e.location) for e in errors)
+    parent = inventory.read_parent(kube, settings.inventory, settings.namespace, set_id)
+    desired_kinds = {d.resource.group_kind for d in plan.objects}
+    desired_namespaces = {d.ref.namespace for d in plan.objects if d.ref.namespace}
+    tracked_kinds = set(parent.group_kinds) | desired_kinds
+    tracked_namespaces = set(parent.namespaces) | desired_namespaces | {settings.namespace}
+    record = Recorder(kube, settings, set_id, parent, summary)
+    try:
+        if not settings.dry_run:
+            # Widen first (KEP-3659): if this run dies half-way, the next still finds every member.
+            record.uid = inventory.apply_parent(kube, settings.inventory, settings.namespace, set_id,
+                                                settings.field_manager, tracked_kinds, tracked_namespaces,
+                                                parent.status)
+        with stage("inventory", summary.timings):
+            members, gone = inventory.list_members(kube, catalog, set_id, tracked_kinds, tracked_namespaces,
+                                                   settings.concurrency)
+        tracked_kinds -= set(gone)
+        log.info("inventory %s: %d member(s) in %d kind(s)", set_id, len(members), len(tracked_kinds))
+        planned_namespaces = frozenset(d.ref.name for d in plan.objects if d.ref.kind == "Namespace" and not d.ref.group)
+        options = ApplyOptions(settings.field_manager, set_id, settings.dry_run, settings.recreate, settings.adopt,
+                               settings.concurrency, planned_namespaces)
+        with stage("apply", summary.timings):
+            changes = apply_all(kube, plan, {m.ref: m.resource_version for m in members}, options, stopping)
+        summary.changes.extend(changes)
+        failures = len(errors) + sum(c.failed for c in changes)
+        if not settings.prune:
+            log.info("prune disabled (--no-prune)")
+        elif failures:
+            summary.message = f"prune skipped: {failures} error(s) in this run"
+            log.error("%s; nothing was deleted", summary.message)
+        elif lock is not None and lock.lost.is_set():
+            summary.message = "prune skipped: the run lock was lost"
+            log.error("%s; nothing was deleted", summary.message)
+            failures += 1
+        else:
+            with stage("prune", summary.timings):
+                tracked_kinds, tracked_namespaces, failures = prune(
+                    kube, settings, plan, members, desired_kinds, desired_namespaces, summary)
+        summary.result = "converged" if not failures else "failed"
+        record.finish(tracked_kinds, tracked_namespaces)
+        return 1 if failures else 0
+    except PruneRefused as error:
+        summary.result, summary.message = "prune-refused", str(error)
+        record.finish(tracked_kinds, tracked_namespaces)
+        raise
+    except GitopsError as error:
+        summary.result, summary.message = ("interrupted" if isinstance(error, Interrupted) else "failed"), str(error)
+        record.finish(tracked_kinds, tracked_namespaces, cleanup=True)
+        raise
+
+
+def prune(kube: Kube, settings: Settings, plan: Plan, members: list[inventory.Live], desired_kinds: set[str],
+          desired_namespaces: set[str], summary: Summary) -> tuple[set[str], set[str], int]:
+    """Deletes what left git; returns the kinds and namespaces the parent must still name, and failures."""
+    selection = select_stale(members, {d.ref for d in plan.objects}, settings.field_manager,
+                             settings.prune_protected)
+    summary.changes.extend(kept_changes(selection))
+    check_guards(selection, len(plan.objects), len(members), settings.allow_empty, settings.max_prune)
+    changes = prune_stale(kube, selection, settings.propagation, settings.dry_run, settings.concurrency,
+                          kube.stopping)
+    summary.changes.extend(changes)
+    failed = {c.subject for c in changes if c.failed}
+    # Still ours to track: what we kept, and what we failed to delete (retried next run).
+    remaining = [live for live, _ in selection.kept] + [live for live in selection.stale if str(live.ref) in failed]
+    kinds = desired_kinds | {live.resource.group_kind for live in remaining}
+    namespaces = desired_namespaces | {live.ref.namespace for live in remaining if live.ref.namespace}
+    return kinds, namespaces | {settings.namespace}, len(failed)
+
+
+class Recorder:
+    """Writes the run's outcome to the parent and emits its Event, once, whatever path the run ends on."""
+
+    def __init__(self, kube: Kube, settings: Settings, set_id: str, parent: inventory.Parent, summary: Summary):
+        self.kube, self.settings, self.set_id, self.summary = kube, settings, set_id, summary
+        self.uid = parent.uid
+        self.parent_exists = parent.exists
+
+    def finish(self, kinds: set[str], namespaces: set[str], cleanup: bool = False) -> None:
+        if self.settings.dry_run:
+            return
+        kube = self.kube.for_cleanup() if cleanup or self.kube.stopping.is_set() else self.kube
+        summary, settings = self.summary, self.settings
+        counts = summary.counts()
+        message = (f"commit {summary.commit or 'unknown'}: " + " ".join(f"{k}={v}" for k, v in counts.items())
+                   + (f"; {summary.message}" if summary.message else ""))
+        try:
+            status = inventory.status_annotations(summary.commit, summary.result, counts, message)
+            self.uid = inventory.apply_parent(kube, settings.inventory, settings.namespace, self.set_id,
+                                              settings.field_manager, kinds, namespaces, status) or self.uid
+            if summary.changed or summary.result != "converged":
+                warning = summary.result != "converged"
+                reason = {"converged": "ReconcileSucceeded", "prune-refused": "PruneRefused",
+                          "interrupted": "ReconcileInterrupted"}.get(summary.result, "ReconcileFailed")
+                inventory.emit_event(kube, settings.inventory, settings.namespace, self.uid, warning, reason, message)
+        except GitopsError as error:
+            log.error("secret/%s -n %s record of the run failed: %s", settings.inventory, settings.namespace, error)
+
+
+def print_plan(settings: Settings, parsed: Parsed, errors: list[ManifestError], set_id: str, scope: Scope,
+               summary: Summary) -> int:
+    """`--plan`: what a run would apply and what the inventory would hold, with no cluster at all."""
+    plan = make_plan(parsed.manifests, offline_catalog(parsed.manifests), set_id, settings.default_namespace, scope)
+    errors = [*errors, *plan.errors]
+    for error in errors:
+        log.error("%s", error, extra={"location": error.location, "action": "failed"})
+    summary.changes.extend(Change(e.location, "failed", e.reason, e.location) for e in errors)
+    kinds = sorted({d.resource.group_kind for d in plan.objects})
+    namespaces = sorted({d.ref.namespace for d in plan.objects if d.ref.namespace} - {settings.namespace})
+    lines = [f"plan: {len(plan.objects)} object(s) in {len(plan.stages)} stage(s), apply order:",
+             *describe_plan(plan),
+             f"inventory: secret/{settings.inventory} -n {settings.namespace}",
+             f"  {inventory.ID_LABEL}={set_id}",
+             f"  {inventory.GROUP_KINDS}={','.join(kinds)}",
+             f"  {inventory.NAMESPACES}={','.join(namespaces)}",
+             f"plan checked offline: {len(errors)} error(s); scope of kinds outside the built-in table is assumed "
+             "namespaced"]
+    print("\n".join(lines), flush=True)
+    summary.result = "planned" if not errors else "failed"
+    return 1 if errors else 0
