@@ -172,6 +172,7 @@ class Git:
             remaining = self.deadline - time.monotonic()
             try:
                 process.wait(timeout=max(0.0, min(0.2, remaining)))
+                process.wait()  # the process has ended; this waits for its output to be collected
                 break
             except sh.TimeoutException:
                 if self.stopping.is_set():
