@@ -152,6 +152,10 @@ def kind_matches(patterns: Iterable[str], resource: ApiResource) -> bool:
     return any(p.lower() in (kind, full) for p in patterns)
 
 
+def namespace_in_scope(namespace: str, scope: Scope) -> bool:
+    return namespace not in scope.deny_namespaces and (not scope.allow_namespaces or namespace in scope.allow_namespaces)
+
+
 def check_scope(resource: ApiResource, namespace: str, scope: Scope) -> str | None:
     """Why the scope policy refuses this object, or None when it is allowed."""
     if scope.deny_kinds and kind_matches(scope.deny_kinds, resource):

@@ -21,7 +21,7 @@ from gitops_cron.errors import GitopsError, Interrupted, ManifestError, PruneRef
 from gitops_cron.kube import Kube, make_api_client
 from gitops_cron.lock import RunLock
 from gitops_cron.manifests import Parsed, find_manifests, load_manifests
-from gitops_cron.plan import Plan, Scope, describe_plan, make_plan, offline_catalog
+from gitops_cron.plan import Plan, Scope, describe_plan, make_plan, namespace_in_scope, offline_catalog
 from gitops_cron.prune import check_guards, kept_changes, prune_stale, select_stale
 from gitops_cron.report import Summary, stage
 from gitops_cron.source import checkout
@@ -83,6 +83,9 @@ def converge(kube: Kube, settings: Settings, parsed: Parsed, errors: list[Manife
     desired_namespaces = {d.ref.namespace for d in plan.objects if d.ref.namespace}
     tracked_kinds = set(parent.group_kinds) | desired_kinds
     tracked_namespaces = set(parent.namespaces) | desired_namespaces | {settings.namespace}
+    # A run confined by the scope policy never manages, so never needs to look, outside its namespaces
+    # (and a namespaced RBAC profile would forbid it to).
+    listed_namespaces = {ns for ns in tracked_namespaces if namespace_in_scope(ns, scope)}
     record = Recorder(kube, settings, set_id, parent, summary)
     try:
         if not settings.dry_run:
@@ -91,7 +94,7 @@ def converge(kube: Kube, settings: Settings, parsed: Parsed, errors: list[Manife
                                                 settings.field_manager, tracked_kinds, tracked_namespaces,
                                                 parent.status)
         with stage("inventory", summary.timings):
-            members, gone = inventory.list_members(kube, catalog, set_id, tracked_kinds, tracked_namespaces,
+            members, gone = inventory.list_members(kube, catalog, set_id, tracked_kinds, listed_namespaces,
                                                    settings.concurrency)
         tracked_kinds -= set(gone)
         log.info("inventory %s: %d member(s) in %d kind(s)", set_id, len(members), len(tracked_kinds))
