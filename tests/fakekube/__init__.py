@@ -14,6 +14,12 @@ Knobs: ``latency`` (s per request), ``crd_established_delay`` (s), ``aggregated_
 
 Run standalone: ``python -m tests.fakekube --port 0 --latency-ms 5 --kubeconfig PATH``.
 
+Approximations of the real apiserver (deliberate): lists are atomic for apply (no list-map merge
+keys); strategic merge patch is treated as JSON merge patch; no defaulting beyond Service clusterIP,
+Secret type, Namespace phase/label/finalizers and CRD status; no garbage collector (propagationPolicy is
+recorded, objects go at once; ownerReferences are stored as given); watch answers 405; continue tokens
+page the current state rather than a snapshot; CRD versions share storage with no conversion.
+
 Modules: ``resources`` (type table, discovery), ``store`` (objects, CRUD, CRDs), ``apply`` (field
 management, merges, immutable fields), ``selectors``, ``errors`` (Status), ``faults``, ``server`` (HTTP).
 """

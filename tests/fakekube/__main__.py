@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--token", default="fake-token")
     p.add_argument("--crd-established-delay", type=float, default=0.0, help="seconds")
     p.add_argument("--namespace-finalization", choices=("immediate", "terminating"), default="immediate")
+    p.add_argument("--record-requests", action="store_true",
+                   help="keep the in-memory request log (off by default: nothing reads it out of process)")
     args = p.parse_args(argv)
 
     stop = threading.Event()
@@ -33,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     kube = FakeKube(latency=args.latency_ms / 1000.0, token=args.token, host=args.host, port=args.port)
     kube.crd_established_delay = args.crd_established_delay
     kube.namespace_finalization = args.namespace_finalization
+    kube.record_requests = args.record_requests
     with kube:
         if args.kubeconfig:
             kube.write_kubeconfig(args.kubeconfig)

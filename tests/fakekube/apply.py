@@ -238,7 +238,8 @@ def apply(live: dict | None, applied: dict, manager: str, api_version: str, forc
         index = _Owned(owned)
         for p in cfg_paths:
             hits = index.overlapping(p)
-            if hits and get_path(cfg, p) != get_path(base, p):
+            value = get_path(cfg, p)
+            if hits and value != {} and value != get_path(base, p):  # an empty map merges nothing
                 conflicts.extend((key, q) for q in hits)
     if conflicts:
         if not force:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -241,6 +242,7 @@ class FakeKube:
         self.token = token
         self.user = user  # the identity named in 403 messages
         self.aggregated_discovery = True
+        self.record_requests = True  # keep the request log (the standalone process turns it off)
         self._host, self._port = host, port
         self._forbidden: list = []
         self._requests: list = []
@@ -350,12 +352,13 @@ class FakeKube:
 
     def requests_for(self, method: str | None = None, path: str | None = None) -> list[RecordedRequest]:
         """Recorded requests with this method and/or a path containing ``path`` (regex search)."""
-        import re
         rx = re.compile(path) if path else None
         return [r for r in self.requests
                 if (method is None or r.method == method.upper()) and (rx is None or rx.search(r.path))]
 
     def _record(self, rec: RecordedRequest) -> None:
+        if not self.record_requests:
+            return
         with self._req_lock:
             self._requests.append(rec)
 

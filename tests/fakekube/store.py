@@ -172,8 +172,10 @@ class Store:
 
     def _defaults_on_create(self, t: ResourceType, obj: dict) -> None:
         if t.group == "" and t.kind == "Namespace":
-            # https://kubernetes.io/docs/concepts/overview/working-with-objects/namespaces/ (phase Active)
+            # https://kubernetes.io/docs/concepts/overview/working-with-objects/namespaces/ (phase Active,
+            # spec.finalizers ["kubernetes"] that the namespace controller clears when the namespace is empty)
             obj.setdefault("status", {})["phase"] = "Active"
+            obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
         elif t.group == "" and t.kind == "Service":
             # ClusterIP allocation for ClusterIP/NodePort/LoadBalancer services (headless "None" kept).
             # https://kubernetes.io/docs/concepts/services-networking/cluster-ip-allocation/
@@ -237,6 +239,10 @@ class Store:
                     new.pop("status", None)
             if t.group == "" and t.kind == "Service":
                 self._keep_allocated(live, new)
+            if t.group == "" and t.kind == "Namespace" and "finalizers" in (live.get("spec") or {}):
+                # spec.finalizers changes only through the /finalize subresource (namespace strategy).
+                # https://kubernetes.io/docs/tasks/administer-cluster/namespaces/#deleting-a-namespace
+                new["spec"] = {**(new.get("spec") or {}), "finalizers": live["spec"]["finalizers"]}
             if not admin:
                 causes = immutable_violations(t.group, t.kind, live, new)
                 if causes:
@@ -265,7 +271,7 @@ class Store:
                 # metadata.generation tracks changes to the desired state (spec), not metadata/status.
                 # https://kubernetes.io/docs/reference/using-api/api-concepts/#generation
                 meta["generation"] = int(live["metadata"].get("generation", 1)) + 1
-            if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            if meta.get("deletionTimestamp") and not meta.get("finalizers") and t.plural != "namespaces":
                 # The last finalizer removed from a deleting object: it is gone.
                 # https://kubernetes.io/docs/concepts/overview/working-with-objects/finalizers/
                 if not dry_run:
