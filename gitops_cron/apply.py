@@ -59,16 +59,21 @@ def apply_all(kube: Kube, plan: Plan, known: Mapping[ObjectRef, str], options: A
     """Applies stage after stage; `known` maps our current members to their resourceVersion."""
     changes: list[Change] = []
     established: dict[str, str | None] = {}
+
+    def start(desired: Desired) -> Change | None:
+        # Once the run is terminating, objects not yet started are left for the next run.
+        return None if stopping.is_set() else apply_one(kube, desired, known, options, established)
+
     with ThreadPoolExecutor(max_workers=options.concurrency) as pool:
         for stage in plan.stages:
             if stopping.is_set():
-                raise Interrupted("apply interrupted: terminating before the next stage")
+                break
             for crd_name in sorted({name for desired in stage for name in desired.waits_for} - set(established)):
                 established[crd_name] = wait_established(kube, crd_name, options.dry_run, changes)
-            results = pool.map(lambda d: apply_one(kube, d, known, options, established), stage)
-            for change in results:
-                log_change(change, options.dry_run)
-                changes.append(change)
+            for change in pool.map(start, stage):
+                if change is not None:
+                    log_change(change, options.dry_run)
+                    changes.append(change)
     return changes
 
 
@@ -116,8 +121,8 @@ def apply_one(kube: Kube, desired: Desired, known: Mapping[ObjectRef, str], opti
         return Change(subject, "failed", explain(error), desired.location)
     except ClusterError as error:
         return Change(subject, "failed", str(error), desired.location)
-    except Interrupted:
-        return Change(subject, "failed", "not applied: the run is terminating", desired.location)
+    except Interrupted as error:
+        return Change(subject, "failed", f"not applied: {error}", desired.location)
 
 
 def apply_checked(kube: Kube, desired: Desired, known: Mapping[ObjectRef, str], options: ApplyOptions) -> Change:

@@ -127,6 +127,10 @@ class Kube:
             if self.stopping.wait(min(delay, max(0.0, self.deadline - time.monotonic()))):
                 raise Interrupted(f"{method} {path} abandoned: terminating")
 
+    @property
+    def out_of_time(self) -> bool:
+        return self.stopping.is_set() or time.monotonic() >= self.deadline
+
     def for_cleanup(self, seconds: float = 10.0) -> "Kube":
         """A client for the last requests of a run (release the lock, record the result) that still
         go out when the run is terminating or past its deadline, within a short time of their own."""

@@ -104,6 +104,9 @@ def converge(kube: Kube, settings: Settings, parsed: Parsed, errors: list[Manife
         with stage("apply", summary.timings):
             changes = apply_all(kube, plan, {m.ref: m.resource_version for m in members}, options, stopping)
         summary.changes.extend(changes)
+        if stopping.is_set():
+            not_applied = len(plan.objects) - len(changes)
+            raise Interrupted(f"run interrupted: {not_applied} object(s) left for the next run; nothing pruned")
         failures = len(errors) + sum(c.failed for c in changes)
         if not settings.prune:
             log.info("prune disabled (--no-prune)")
@@ -160,7 +163,7 @@ class Recorder:
     def finish(self, kinds: set[str], namespaces: set[str], cleanup: bool = False) -> None:
         if self.settings.dry_run:
             return
-        kube = self.kube.for_cleanup() if cleanup or self.kube.stopping.is_set() else self.kube
+        kube = self.kube.for_cleanup() if cleanup or self.kube.out_of_time else self.kube
         summary, settings = self.summary, self.settings
         counts = summary.counts()
         message = (f"commit {summary.commit or 'unknown'}: " + " ".join(f"{k}={v}" for k, v in counts.items())

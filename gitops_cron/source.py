@@ -167,24 +167,23 @@ class Git:
         self.origin = origin
 
     def __call__(self, *args: str, operation: str = "clone") -> str:
-        process = sh.git(*args, _env=self.env, _bg=True, _bg_exc=False, _new_session=True)
-        while True:
-            remaining = self.deadline - time.monotonic()
-            try:
-                process.wait(timeout=max(0.0, min(0.2, remaining)))
-                process.wait()  # the process has ended; this waits for its output to be collected
-                break
-            except sh.TimeoutException:
-                if self.stopping.is_set():
-                    self.kill(process)
-                    raise Interrupted(f"{self.origin} {operation} interrupted: terminating")
-                if time.monotonic() >= self.deadline:
-                    self.kill(process)
-                    raise SourceError(f"{self.origin} {operation} failed: timed out")
-            except sh.ErrorReturnCode as error:
-                raise SourceError(f"{self.origin} {operation} failed: git exited {error.exit_code}: "
-                                  f"{last_line(error.stderr)}") from None
-        return str(process).strip()
+        finished = threading.Event()
+        process = sh.git(*args, _env=self.env, _bg=True, _bg_exc=False, _new_session=True,
+                         _done=lambda *_: finished.set())
+        while not finished.wait(max(0.0, min(0.2, self.deadline - time.monotonic()))):
+            if self.stopping.is_set():
+                self.kill(process)
+                raise Interrupted(f"{self.origin} {operation} interrupted: terminating")
+            if time.monotonic() >= self.deadline:
+                self.kill(process)
+                raise SourceError(f"{self.origin} {operation} failed: timed out")
+        # The process has ended; waiting on it directly also waits until its output is collected,
+        # which the timed wait above does not.
+        exit_code = process.process.wait()
+        if exit_code != 0:
+            raise SourceError(f"{self.origin} {operation} failed: git exited {exit_code}: "
+                              f"{last_line(process.process.stderr)}")
+        return process.process.stdout.decode("utf-8", "replace").strip()
 
     @staticmethod
     def kill(process: sh.RunningCommand) -> None:
