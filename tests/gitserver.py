@@ -25,7 +25,9 @@ def processes_containing(secret: str) -> list[str]:
         for part in ("cmdline", "environ"):
             try:
                 if needle in (entry / part).read_bytes():
-                    found.append(f"pid {entry.name} {part}")
+                    program = (entry / "cmdline").read_bytes().split(b"\0")[:2]
+                    shown = " ".join(p.decode(errors="replace") for p in program).replace(secret, "***")
+                    found.append(f"pid {entry.name} {part} ({shown})")
             except OSError:
                 continue
     return found

@@ -25,7 +25,8 @@ def kube(tmp_path: Path):
 def job(kube):
     """Runs the job against the fake with the repo given; extra flags pass through."""
 
-    def run(repo: str, *flags: str, env: dict[str, str] | None = None) -> JobResult:
-        return run_job("--repo", repo, "--timeout", "60", *flags, kubeconfig=kube.kubeconfig_path, env=env)
+    def run(repo: str | None, *flags: str, env: dict[str, str] | None = None) -> JobResult:
+        repo_flag = ("--repo", repo) if repo is not None else ()
+        return run_job(*repo_flag, "--timeout", "60", *flags, kubeconfig=kube.kubeconfig_path, env=env)
 
     return run
