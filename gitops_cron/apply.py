@@ -100,12 +100,29 @@ def wait_established(kube: Kube, name: str, dry_run: bool, changes: list[Change]
         crd = kube.get(CRD, name) or {}
         conditions = (crd.get("status") or {}).get("conditions") or []
         if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
-            log.info("customresourcedefinition.%s/%s established", CRD_GROUP, name)
-            return None
+            if served_in_discovery(kube, crd.get("spec") or {}):
+                log.info("customresourcedefinition.%s/%s established", CRD_GROUP, name)
+                return None
         if time.monotonic() >= deadline:
             return f"its CustomResourceDefinition {name} was not Established within {ESTABLISH_TIMEOUT:.0f}s"
         if kube.stopping.wait(0.25):
             raise Interrupted(f"waiting for customresourcedefinition/{name} interrupted: terminating")
+
+
+def served_in_discovery(kube: Kube, spec: dict[str, Any]) -> bool:
+    """Established is not enough: the API server serves the new kind only once its discovery
+    document lists it (a request a moment earlier can 404)."""
+    plural = (spec.get("names") or {}).get("plural")
+    for version in spec.get("versions") or []:
+        if not version.get("served", True):
+            continue
+        try:
+            listing = kube.request("GET", f"/apis/{spec.get('group')}/{version.get('name')}").body
+        except ApiError:
+            return False
+        if plural not in {r.get("name") for r in listing.get("resources") or []}:
+            return False
+    return True
 
 
 def apply_one(kube: Kube, desired: Desired, known: Mapping[ObjectRef, str], options: ApplyOptions,
