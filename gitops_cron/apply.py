@@ -219,7 +219,9 @@ def recreate_or_fail(kube: Kube, desired: Desired, error: ApiError, options: App
     live = kube.get(resource, ref.name, ref.namespace)
     if live is not None:
         uid = (live.get("metadata") or {}).get("uid")
-        kube.delete(resource, ref.name, ref.namespace, "Foreground", {"uid": uid} if uid else None, False)
+        # Background: the object goes at once and the garbage collector removes its dependents
+        # (old ReplicaSets, Pods) after it; Foreground would hold the name until they are gone.
+        kube.delete(resource, ref.name, ref.namespace, "Background", {"uid": uid} if uid else None, False)
         deadline = time.monotonic() + GONE_TIMEOUT
         while kube.get(resource, ref.name, ref.namespace) is not None:
             if time.monotonic() >= deadline:
