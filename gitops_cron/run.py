@@ -119,8 +119,10 @@ def converge(kube: Kube, settings: Settings, parsed: Parsed, errors: list[Manife
             failures += 1
         else:
             with stage("prune", summary.timings):
-                tracked_kinds, tracked_namespaces, failures = prune(
+                tracked_kinds, still_tracked, failures = prune(
                     kube, settings, plan, members, desired_kinds, desired_namespaces, summary)
+            # Namespaces the scope policy kept us from looking at stay tracked: we cannot know they are empty.
+            tracked_namespaces = still_tracked | (tracked_namespaces - listed_namespaces)
         summary.result = "converged" if not failures else "failed"
         record.finish(tracked_kinds, tracked_namespaces)
         return 1 if failures else 0

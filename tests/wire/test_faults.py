@@ -213,3 +213,15 @@ def test_scope_policy_refuses_objects_and_blocks_pruning(kube, git_repo, job):
     assert result.lines_with("configmap/elsewhere -n kube-system refused: namespace kube-system is denied")
     assert kube.get("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "everyone-admin") is None
     assert "cm0" in names(kube)
+
+
+def test_confined_run_never_lists_outside_its_namespaces(kube, git_repo, job):
+    kube.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}})
+    git_repo.write({"a.yaml": configmap("app", namespace="team-a"), "b.yaml": configmap("gone", namespace="team-a")})
+    kube.forbid("list", "configmaps", "gitops")  # the namespaced RBAC profile grants no list there
+    assert job(git_repo.url, "--allow-namespaces", "team-a").exit_code == 0
+    git_repo.remove("b.yaml")
+    result = job(git_repo.url, "--allow-namespaces", "team-a")
+    assert result.exit_code == 0, result.output
+    assert names(kube, "team-a") == ["app"]
+    assert not [r for r in kube.requests if r.method == "GET" and "/namespaces/gitops/configmaps" in r.path]
