@@ -96,7 +96,7 @@ def converge(kube: Kube, settings: Settings, parsed: Parsed, errors: list[Manife
         with stage("inventory", summary.timings):
             members, gone = inventory.list_members(kube, catalog, set_id, tracked_kinds, listed_namespaces,
                                                    settings.concurrency)
-        tracked_kinds -= set(gone)
+        tracked_kinds -= set(gone) - desired_kinds  # a kind this run's CRD creates is not gone
         log.info("inventory %s: %d member(s) in %d kind(s)", set_id, len(members), len(tracked_kinds))
         planned_namespaces = frozenset(d.ref.name for d in plan.objects if d.ref.kind == "Namespace" and not d.ref.group)
         options = ApplyOptions(settings.field_manager, set_id, settings.dry_run, settings.recreate, settings.adopt,
