@@ -133,15 +133,15 @@ def wait_for(condition, timeout=20.0):
 
 
 def test_overlapping_run_sees_the_lock_and_leaves_the_first_alone(kube, git_repo, job):
-    repo_with(git_repo, count=10)
-    kube.latency = 0.1
+    repo_with(git_repo, count=30)
+    kube.latency = 0.2  # the first run takes several seconds: the second surely starts while it holds the lock
     first = start_job(kube, git_repo.url, "--concurrency", "1")
     assert wait_for(lambda: (lease(kube) or {}).get("spec", {}).get("holderIdentity"))
     second = job(git_repo.url)
     output, _ = first.communicate(timeout=60)
     assert second.exit_code == 0 and second.lines_with("another run is in progress")
     assert first.returncode == 0, output
-    assert len(names(kube)) == 10
+    assert len(names(kube)) == 30
 
 
 def test_sigterm_stops_new_work_never_prunes_releases_the_lock_and_next_run_converges(kube, git_repo, job):
