@@ -203,7 +203,7 @@ def explain(error: ApiError) -> str:
     if fields:
         return (f"field is immutable: {', '.join(fields)}; annotate {RECREATE_ANNOTATION}: \"true\" "
                 f"or set --recreate to delete and recreate it")
-    return f"HTTP {error.status} {error.reason}: {error.message}".replace("  ", " ")
+    return str(error)
 
 
 def recreate_or_fail(kube: Kube, desired: Desired, error: ApiError, options: ApplyOptions) -> Change:

@@ -130,8 +130,19 @@ def list_members(kube: Kube, catalog: Catalog, set_id: str, group_kinds: Iterabl
         else:
             calls.append((resource, ""))
     selector = f"{PART_OF_LABEL}={set_id}"
+
+    def list_one(call: tuple[ApiResource, str]) -> tuple[ApiResource, list[dict[str, Any]]]:
+        resource, namespace = call
+        try:
+            return resource, kube.list(resource, namespace, selector)
+        except ApiError as error:
+            where = f" in namespace {namespace}" if namespace else ""
+            hint = ("; the RBAC profile does not cover it (with rbac/namespaced, set GITOPS_ALLOW_NAMESPACES)"
+                    if error.status == 403 else "")
+            raise ClusterError(f"{resource.group_kind} inventory listing{where} failed: {error}{hint}") from None
+
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        pages = list(pool.map(lambda call: (call[0], kube.list(call[0], call[1], selector)), calls))
+        pages = list(pool.map(list_one, calls))
     members = [live_of(item, resource) for resource, items in pages for item in items]
     return members, gone
 

@@ -15,13 +15,14 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
-
-import urllib3
-from kubernetes import client, config
+from typing import TYPE_CHECKING, Any
 
 from gitops_cron.errors import ClusterError, GitopsError, Interrupted
 from gitops_cron.plan import ApiResource, Catalog
+
+if TYPE_CHECKING:
+    import urllib3
+    from kubernetes import client, config
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,12 @@ BACKOFF_BASE = 0.2
 BACKOFF_CAP = 5.0
 REQUEST_TIMEOUT = 30.0
 MAX_MESSAGE = 500
+# How long one Authorization header is reused. Asking the client for it runs the config loader's
+# refresh hook, which re-sets the whole configuration (and scans the environment for proxies) each
+# time: about a third of the client CPU of a request. The hooks renew a token well ahead of its
+# expiry (kubeconfig exec/OIDC credentials 5 minutes before, the in-cluster token file every
+# minute), so a header a second old is always one the hook would still have returned.
+AUTH_REFRESH = 1.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,9 @@ class ApiError(GitopsError):
         self.message = message
         self.causes = causes
 
+    def __str__(self) -> str:
+        return f"HTTP {self.status} {self.reason}: {self.message}" if self.reason else f"HTTP {self.status}: {self.message}"
+
     @classmethod
     def from_response(cls, status: int, body: dict[str, Any]) -> "ApiError":
         message = str(body.get("message") or f"HTTP {status}")
@@ -60,8 +70,38 @@ class ApiError(GitopsError):
         return cls(status, str(body.get("reason") or ""), message, causes)
 
 
+def import_client() -> None:
+    """Binds the official client's modules (and urllib3, its transport) in this module."""
+    global client, config, urllib3  # noqa: PLW0603 - see import_client_early
+    import urllib3
+    from kubernetes import client, config
+
+
+def import_client_early() -> threading.Thread:
+    """The `kubernetes` package costs about half a second of CPU to import, and nothing needs it
+    before the first request, which comes after the clone and the parse: so it is imported on a
+    thread from the moment this module is loaded, while git runs, and make_api_client waits for
+    that. An import that failed there is simply done again where it is needed, and raises there."""
+
+    def run() -> None:
+        try:
+            import_client()
+        except BaseException:  # noqa: BLE001 - raised again by make_api_client's own import
+            pass
+
+    thread = threading.Thread(target=run, name="import-kubernetes")
+    thread.start()
+    return thread
+
+
+CLIENT_IMPORT = import_client_early()
+
+
 def make_api_client(kubeconfig: str, context: str, pool_size: int) -> client.ApiClient:
     """In-cluster config inside a pod, else kubeconfig (with --context), like kubectl."""
+    CLIENT_IMPORT.join()
+    if "client" not in globals() or "config" not in globals() or "urllib3" not in globals():
+        import_client()
     configuration = client.Configuration()
     try:
         if not kubeconfig and not context and config.incluster_config.SERVICE_HOST_ENV_NAME in os.environ:
@@ -85,6 +125,19 @@ class Kube:
         self.stopping = stopping
         self.counts: dict[str, int] = {}
         self.counts_lock = threading.Lock()
+        self.auth: dict[str, str] = {}
+        self.auth_until = 0.0
+        self.auth_lock = threading.Lock()
+
+    def auth_headers(self) -> dict[str, str]:
+        """The client's auth headers (its token refresh hook included), asked for at most every AUTH_REFRESH s."""
+        if time.monotonic() >= self.auth_until:
+            with self.auth_lock:
+                if time.monotonic() >= self.auth_until:
+                    headers: dict[str, str] = {}
+                    self.api_client.update_params_for_auth(headers, [], ["BearerToken"], "", "", None)
+                    self.auth, self.auth_until = headers, time.monotonic() + AUTH_REFRESH
+        return self.auth
 
     def request(self, method: str, path: str, query: dict[str, str] | None = None, body: Any = None,
                 content_type: str = "application/json", accept: str = "application/json",
@@ -92,8 +145,8 @@ class Kube:
         """One API call; raises ApiError for any non-2xx answer that retries did not cure."""
         headers = {"Accept": accept, "Content-Type": content_type, "User-Agent": "gitops-cron"}
         url_method, url, headers, _, _ = self.api_client.param_serialize(
-            method, path, query_params=list((query or {}).items()), header_params=headers,
-            auth_settings=["BearerToken"])
+            method, path, query_params=list((query or {}).items()), header_params=headers)
+        headers.update(self.auth_headers())
         data = body if isinstance(body, (bytes, str)) or body is None else json.dumps(body).encode()
         attempt = 0
         while True:
@@ -179,7 +232,12 @@ class Kube:
         options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
         if preconditions:
             options["preconditions"] = preconditions
-        query = {"dryRun": "All"} if dry_run else None
+        query = None
+        if dry_run:
+            # The API server reads DELETE query parameters only when there is no body: with
+            # DeleteOptions in the body, a dryRun in the query alone is ignored and the delete is real.
+            options["dryRun"] = ["All"]
+            query = {"dryRun": "All"}
         return self.request("DELETE", resource.path(namespace, name), query, options)
 
     def discover(self) -> Catalog:

@@ -129,7 +129,7 @@ def delete_one(kube: Kube, live: Live, propagation: str, dry_run: bool) -> Chang
     except ApiError as error:
         if error.status == 404:
             return Change(subject, "pruned", "already gone")
-        return Change(subject, "failed", f"HTTP {error.status} {error.reason}: {error.message}")
+        return Change(subject, "failed", str(error))
     except (ClusterError, Interrupted) as error:
         return Change(subject, "failed", str(error))
     return Change(subject, "pruned")

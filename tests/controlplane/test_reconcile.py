@@ -251,10 +251,6 @@ def test_dry_run_applies_nothing(cluster: Cluster, git_repo: GitRepo, job: Job) 
     assert "hunter2-secret" not in result.output
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: prune sends DELETE ?dryRun=All WITH a DeleteOptions body (propagationPolicy, preconditions); "
-    "the real kube-apiserver decodes query parameters only when a DELETE has no body, so the body's DeleteOptions "
-    "(no dryRun) win and --dry-run really deletes (the fake honours the query parameter)"))
 def test_dry_run_prunes_nothing_and_lists_what_would_be_pruned(cluster: Cluster, git_repo: GitRepo,
                                                                job: Job) -> None:
     ns = unique("demo")
@@ -387,6 +383,7 @@ def test_namespaced_profile_stays_inside_its_namespaces(control_plane: ControlPl
         user = f"system:serviceaccount:{sa_namespace}:{sa_name}"
         assert result.lines_with(f'configmaps is forbidden: User "{user}" cannot list resource "configmaps" in API '
                                  f'group "" in the namespace "{elsewhere}"'), result.output
+        assert result.lines_with(f"ConfigMap inventory listing in namespace {elsewhere} failed: HTTP 403 Forbidden")
         assert result.lines_with("result=failed"), result.output
         assert cluster.get("v1", "ConfigMap", app, elsewhere) is None
         assert cluster.get("v1", "ConfigMap", app, "team-a") is not None

@@ -511,7 +511,9 @@ class FakeKube:
                 raise errors.ApiError(422, "Invalid", f'DeleteOptions.propagationPolicy: Unsupported value: '
                                                       f'"{policy}": supported values: "Background", "Foreground", '
                                                       f'"Orphan"')
-            dry = _dry_run((q.get("dryRun") or []) + list(options.get("dryRun") or []))
+            # The real apiserver decodes DeleteOptions from the body when there is one and then ignores
+            # the query parameters (seen on kube-apiserver v1.37: `?dryRun=All` with a body deletes for real).
+            dry = _dry_run(list(options.get("dryRun") or []) if rec.body.strip() else q.get("dryRun"))
             if name is None:
                 self._check_forbidden("deletecollection", t, scope_ns, None)
                 return _Response(200, store.delete_collection(t, scope_ns, _first(q, "labelSelector"),
