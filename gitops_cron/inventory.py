@@ -134,7 +134,7 @@ def list_members(kube: Kube, catalog: Catalog, set_id: str, group_kinds: Iterabl
     def list_one(call: tuple[ApiResource, str]) -> tuple[ApiResource, list[dict[str, Any]]]:
         resource, namespace = call
         try:
-            return resource, kube.list(resource, namespace, selector)
+            return resource, kube.list(resource, namespace, selector, metadata_only=True)
         except ApiError as error:
             where = f" in namespace {namespace}" if namespace else ""
             hint = ("; the RBAC profile does not cover it (with rbac/namespaced, set GITOPS_ALLOW_NAMESPACES)"
@@ -148,6 +148,7 @@ def list_members(kube: Kube, catalog: Catalog, set_id: str, group_kinds: Iterabl
 
 
 def live_of(item: dict[str, Any], resource: ApiResource) -> Live:
+    """From the item's metadata alone (members are listed metadata-only)."""
     metadata = item.get("metadata") or {}
     controller = next((f"{o.get('kind')}/{o.get('name')}" for o in metadata.get("ownerReferences") or []
                        if o.get("controller")), "")
