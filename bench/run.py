@@ -233,76 +233,76 @@ def kubectl_command(tree: Path, kubeconfig: Path, cache: Path) -> list[str]:
 
 
 def run_tier(args: argparse.Namespace, server: FakeServer | RealServer, workdir: Path) -> dict[str, Measurement]:
-    """The four job scenarios, then kubectl on the first commit's tree, against one server."""
+    """The job's four scenarios against one server, with kubectl's no-change runs interleaved with the
+    job's (so that load from elsewhere on the machine falls on both alike)."""
     tag = server.name.replace(" ", "-")
     workload = Workload(workdir / f"repo-{tag}", args.objects, args.kinds, args.namespaces)
     workload.create()
     tree = workdir / f"tree-{tag}"
-    workload.export(tree)  # what kubectl applies: the first commit
+    workload.export(tree)  # what kubectl applies: the first commit, which is what the no-change runs apply
     logs = workdir / f"logs-{tag}"
     logs.mkdir()
     results: dict[str, Measurement] = {}
+    env = {**os.environ, "HOME": str(workdir)}  # no ~/.kube of the machine's, for kubectl
+    cache = workdir / f"kubectl-cache-{tag}"
+
+    def record(key: str, m: Measurement, log: Path, what: str) -> Measurement:
+        results[key] = m
+        print(f"  {m.label}: {m.seconds:.2f}s", flush=True)
+        if m.exit != 0:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+            raise RuntimeError(f"{m.label}: {what} exited {m.exit}; last lines:\n{tail}")
+        return m
 
     def job(key: str, label: str) -> Measurement:
-        m = measure(label, job_command(args, workload, server.kubeconfig), server, logs / f"{key}.log",
-                    args.job_timeout + 60)
-        results[key] = m
-        if m.exit != 0:
-            tail = "\n".join((logs / f"{key}.log").read_text(errors="replace").splitlines()[-15:])
-            raise RuntimeError(f"{label}: reconcile.py exited {m.exit}; last lines:\n{tail}")
-        return m
+        log = logs / f"{key}.log"
+        m = measure(label, job_command(args, workload, server.kubeconfig), server, log, args.job_timeout + 60)
+        return record(key, m, log, "reconcile.py")
+
+    def kubectl(key: str, label: str, cache_dir: Path) -> Measurement:
+        log = logs / f"{key}.log"
+        m = measure(label, kubectl_command(tree, server.kubeconfig, cache_dir), server, log, args.kubectl_timeout,
+                    env)
+        return record(key, m, log, "kubectl")
+
+    with_kubectl = not args.skip_kubectl and shutil.which("kubectl") is not None
+    if with_kubectl and args.objects > args.kubectl_max_objects:
+        print(f"  kubectl skipped: {args.objects} objects > --kubectl-max-objects {args.kubectl_max_objects}",
+              flush=True)
+        with_kubectl = False
+    elif not args.skip_kubectl and not with_kubectl:
+        print("  kubectl skipped: not on PATH", flush=True)
 
     print(f"[{server.name}] {args.objects} objects, {args.kinds} kinds + Namespace, {args.namespaces} namespaces",
           flush=True)
     job("first", "first run (creates all)")
     job("nochange", "no-change run")
+    if with_kubectl:
+        # kubectl becomes a co-owner of the same fields with the same values: a no-op for both from then on.
+        kubectl("kubectl-first", "kubectl first apply (takes its fields)", cache)
+        kubectl("kubectl-warm", "kubectl no-change (discovery cache warm)", cache)
     for i in range(2, args.repeat + 1):
         job(f"nochange-{i}", f"no-change run, again ({i} of {args.repeat})")
+        if with_kubectl:
+            kubectl(f"kubectl-warm-{i}", f"kubectl no-change, again ({i} of {args.repeat})", cache)
+    if with_kubectl:
+        kubectl("kubectl-cold", "kubectl no-change (discovery cache cold)", workdir / f"kubectl-cold-{tag}")
+    if args.profile and isinstance(server, FakeServer):
+        profile_no_change(args, workload, server)
     changed = workload.change(0.10)
     job("changed", f"{changed} objects changed (new commit)")
     removed = workload.remove(0.10)
     job("removed", f"{removed} objects removed (new commit)")
-    for m in results.values():
-        print(f"  {m.label}: {m.seconds:.2f}s", flush=True)
-
-    if args.profile and isinstance(server, FakeServer):
-        profile = workdir / "nochange.prof"
-        measure("profile", job_command(args, workload, server.kubeconfig, ["-m", "cProfile", "-o", str(profile)]),
-                server, logs / "profile.log", args.job_timeout + 60)
-        print_profile(profile)
-
-    if not args.skip_kubectl and shutil.which("kubectl"):
-        if args.objects > args.kubectl_max_objects:
-            print(f"  kubectl skipped: {args.objects} objects > --kubectl-max-objects {args.kubectl_max_objects}",
-                  flush=True)
-        else:
-            cache = workdir / f"kubectl-cache-{tag}"
-            env = {**os.environ, "HOME": str(workdir)}  # no ~/.kube of the machine's
-
-            def kubectl(key: str, label: str, cache_dir: Path) -> Measurement:
-                m = measure(label, kubectl_command(tree, server.kubeconfig, cache_dir), server,
-                            logs / f"{key}.log", args.kubectl_timeout, env)
-                results[key] = m
-                if m.exit != 0:
-                    tail = "\n".join((logs / f"{key}.log").read_text(errors="replace").splitlines()[-10:])
-                    raise RuntimeError(f"{label}: kubectl exited {m.exit}; last lines:\n{tail}")
-                print(f"  {label}: {m.seconds:.2f}s", flush=True)
-                return m
-
-            kubectl("kubectl-first", "kubectl first apply (takes its fields)", cache)
-            kubectl("kubectl-warm", "kubectl no-change (discovery cache warm)", cache)
-            for i in range(2, args.repeat + 1):
-                kubectl(f"kubectl-warm-{i}", f"kubectl no-change, again ({i} of {args.repeat})", cache)
-            kubectl("kubectl-cold", "kubectl no-change (discovery cache cold)", workdir / f"kubectl-cold-{tag}")
     return results
 
 
-def print_profile(path: Path) -> None:
-    import pstats
-
-    print("\n  cProfile of a no-change run (top 25 by own time):")
-    stats = pstats.Stats(str(path))
-    stats.sort_stats("tottime").print_stats(25)
+def profile_no_change(args: argparse.Namespace, workload: Workload, server: FakeServer) -> None:
+    """One more no-change run, in-process under cProfile with every thread profiled (bench/profile_job.py)."""
+    command = job_command(args, workload, server.kubeconfig)
+    done = subprocess.run([sys.executable, str(BENCH / "profile_job.py"), "--top", "30", "--", *command[2:]],
+                          capture_output=True, text=True, cwd=args.job_root, timeout=args.job_timeout + 60)
+    print("\n  profile of a no-change run, all threads (bench/profile_job.py):")
+    print("\n".join("    " + line for line in done.stdout.splitlines()), flush=True)
 
 
 # --------------------------------------------------------------------------- report
@@ -376,8 +376,8 @@ def main() -> int:
     parser.add_argument("--skip-controlplane", action="store_true")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 100 objects, 3 namespaces, no control "
                         "plane")
-    parser.add_argument("--profile", action="store_true", help="also run a no-change job under cProfile (fake "
-                        "tier) and print the top functions")
+    parser.add_argument("--profile", action="store_true", help="also profile a no-change run (fake tier, all "
+                        "threads) and print the top functions")
     parser.add_argument("--kubectl-max-objects", type=int, default=10_000, help="skip kubectl above this many "
                         "objects")
     parser.add_argument("--kubectl-timeout", type=float, default=600.0, help="seconds one kubectl run may take")
