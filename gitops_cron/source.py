@@ -193,9 +193,15 @@ class Git:
             pass
 
 
+# git ends an ssh failure with these lines; the cause (host key, permission) is the line before them.
+GIT_BOILERPLATE = ("fatal: Could not read from remote repository.", "Please make sure you have the correct access rights",
+                   "and the repository exists.")
+
+
 def last_line(stderr: bytes) -> str:
     lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
-    return redact_url(lines[-1]) if lines else "no message"
+    telling = [line for line in lines if not line.startswith(GIT_BOILERPLATE)]
+    return redact_url((telling or lines)[-1]) if lines else "no message"
 
 
 def checkout(repo: str, revision: str, path: str, credentials_dir: str, insecure_host_key: bool,

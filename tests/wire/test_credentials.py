@@ -88,3 +88,41 @@ def test_ssh_without_known_hosts_is_refused_unless_explicitly_insecure(tmp_path)
     workdir.mkdir()
     with pytest.raises(SourceError, match="needs a known_hosts file"):
         checkout("git@git.invalid:org/repo.git", "", "", creds, False, workdir, 5, threading.Event())
+
+
+@pytest.fixture
+def ssh_repo(tmp_path):
+    import getpass
+    import os
+
+    from tests.sshserver import SSHD, SshServer
+    if SSHD is None or os.geteuid() != 0:
+        pytest.skip("no sshd on this machine (.ci/run installs openssh-server where apt-get works) or not root")
+    repo = GitRepo(tmp_path / "ssh-srv" / "config.git")
+    repo.write({"ns.yaml": namespace("demo"), "cm.yaml": configmap("over-ssh")})
+    with SshServer(tmp_path / "sshd") as server:
+        yield server, f"ssh://{getpass.getuser()}@127.0.0.1:{server.port}{repo.path}"
+
+
+def test_ssh_clone_with_key_and_known_hosts(ssh_repo, tmp_path, job, kube):
+    server, url = ssh_repo
+    creds = credentials(tmp_path, **{"ssh-privatekey": (server.directory / "client_key").read_text(),
+                                     "known_hosts": server.known_hosts_line()})
+    result = job(url, env={"GITOPS_GIT_CREDENTIALS_DIR": creds})
+    assert result.exit_code == 0, result.output
+    assert kube.get("v1", "ConfigMap", "over-ssh", "demo") is not None
+    assert "PRIVATE KEY" not in result.output
+
+
+def test_ssh_host_key_mismatch_is_refused_unless_checking_is_turned_off(ssh_repo, tmp_path, job, kube):
+    server, url = ssh_repo
+    from tests.sshserver import keygen
+    impostor = keygen(tmp_path / "impostor").with_suffix(".pub").read_text().split()
+    creds = credentials(tmp_path, **{"ssh-privatekey": (server.directory / "client_key").read_text(),
+                                     "known_hosts": f"[127.0.0.1]:{server.port} {impostor[0]} {impostor[1]}\n"})
+    result = job(url, env={"GITOPS_GIT_CREDENTIALS_DIR": creds})
+    assert result.exit_code == 3
+    assert result.lines_with("clone failed: git exited 128: Host key verification failed.")
+    assert kube.get("v1", "ConfigMap", "over-ssh", "demo") is None
+    insecure = job(url, "--ssh-insecure-ignore-host-key", env={"GITOPS_GIT_CREDENTIALS_DIR": creds})
+    assert insecure.exit_code == 0, insecure.output
