@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from gitops_cron import __version__
 from gitops_cron.errors import ClusterError, GitopsError, Interrupted
 from gitops_cron.plan import ApiResource, Catalog
 
@@ -114,7 +115,9 @@ def make_api_client(kubeconfig: str, context: str, pool_size: int) -> client.Api
         raise ClusterError(f"cluster config failed: {error}") from None
     configuration.connection_pool_maxsize = pool_size
     configuration.retries = False  # retries are ours: bounded, with backoff, honouring Retry-After
-    return client.ApiClient(configuration)
+    api_client = client.ApiClient(configuration)
+    api_client.user_agent = f"gitops-cron/{__version__}"  # what audit logs and API priority rules see
+    return api_client
 
 
 class Kube:
@@ -144,7 +147,7 @@ class Kube:
                 content_type: str = "application/json", accept: str = "application/json",
                 retry: bool = True) -> Response:
         """One API call; raises ApiError for any non-2xx answer that retries did not cure."""
-        headers = {"Accept": accept, "Content-Type": content_type, "User-Agent": "gitops-cron"}
+        headers = {"Accept": accept, "Content-Type": content_type}
         url_method, url, headers, _, _ = self.api_client.param_serialize(
             method, path, query_params=list((query or {}).items()), header_params=headers)
         headers.update(self.auth_headers())

@@ -12,6 +12,7 @@ import os
 import threading
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from gitops_cron import inventory
@@ -21,7 +22,7 @@ from gitops_cron.errors import GitopsError, Interrupted, ManifestError, PruneRef
 from gitops_cron.kube import Kube, make_api_client
 from gitops_cron.lock import RunLock
 from gitops_cron.manifests import Parsed, find_manifests, load_manifests
-from gitops_cron.plan import Plan, Scope, describe_plan, make_plan, namespace_in_scope, offline_catalog
+from gitops_cron.plan import Catalog, Plan, Scope, describe_plan, make_plan, namespace_in_scope, offline_catalog
 from gitops_cron.prune import check_guards, kept_changes, prune_stale, select_stale
 from gitops_cron.report import Summary, stage
 from gitops_cron.source import checkout
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 def reconcile(settings: Settings, workdir: Path, stopping: threading.Event, summary: Summary) -> int:
     """One run; returns the exit code, or raises a GitopsError that maps to one."""
     deadline = time.monotonic() + settings.timeout
+    # Connecting and discovery only read, and they need nothing from git: they run while git clones.
+    connecting = None if settings.plan else start_connecting(settings, deadline, stopping)
     with stage("source", summary.timings):
         tree = checkout(settings.repo, settings.revision, settings.path, settings.git_credentials_dir,
                         settings.ssh_insecure_ignore_host_key, workdir,
@@ -50,7 +53,8 @@ def reconcile(settings: Settings, workdir: Path, stopping: threading.Event, summ
     if settings.plan:
         return print_plan(settings, parsed, errors, set_id, scope, summary)
 
-    kube = Kube(make_api_client(settings.kubeconfig, settings.context, settings.concurrency + 2), deadline, stopping)
+    assert connecting is not None
+    kube, catalog = connecting.result()
     lock = None
     if not settings.dry_run:
         identity = f"{os.environ.get('HOSTNAME', 'gitops-cron')}-{uuid.uuid4().hex[:8]}"
@@ -62,17 +66,29 @@ def reconcile(settings: Settings, workdir: Path, stopping: threading.Event, summ
             log.info("%s; this run does nothing", summary.message)
             return 0
     try:
-        return converge(kube, settings, parsed, errors, set_id, scope, lock, summary)
+        return converge(kube, catalog, settings, parsed, errors, set_id, scope, lock, summary)
     finally:
         if lock is not None:
             lock.release()
 
 
-def converge(kube: Kube, settings: Settings, parsed: Parsed, errors: list[ManifestError], set_id: str,
-             scope: Scope, lock: RunLock | None, summary: Summary) -> int:
+def start_connecting(settings: Settings, deadline: float, stopping: threading.Event) -> Future[tuple[Kube, Catalog]]:
+    """Client set-up and discovery on a thread of their own; the result (or error) is taken after the parse."""
+    def connect() -> tuple[Kube, Catalog]:
+        kube = Kube(make_api_client(settings.kubeconfig, settings.context, settings.concurrency + 2), deadline,
+                    stopping)
+        return kube, kube.discover()
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="connect")
+    future = pool.submit(connect)
+    pool.shutdown(wait=False)
+    return future
+
+
+def converge(kube: Kube, catalog: Catalog, settings: Settings, parsed: Parsed, errors: list[ManifestError],
+             set_id: str, scope: Scope, lock: RunLock | None, summary: Summary) -> int:
     stopping = kube.stopping
     with stage("plan", summary.timings):
-        catalog = kube.discover()
         plan = make_plan(parsed.manifests, catalog, set_id, settings.default_namespace, scope)
     errors = [*errors, *plan.errors]
     for error in errors:
