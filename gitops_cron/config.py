@@ -68,10 +68,6 @@ class Settings:
     log_format: str = setting("--log-format", "GITOPS_LOG_FORMAT", "text or json", "text")
     verbose: bool = setting("--verbose", "GITOPS_VERBOSE", "debug logging (HTTP requests, git progress)", False, "bool")
 
-    @property
-    def prune_enabled(self) -> bool:
-        return self.prune and not self.plan
-
 
 SETTINGS_FIELDS = tuple(f for f in dataclasses.fields(Settings))
 SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:(?!//)")

@@ -91,6 +91,7 @@ class Summary:
     message: str = ""
     started: float = field(default_factory=time.monotonic)
     timings: dict[str, float] = field(default_factory=dict)
+    requests: dict[str, int] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         counts = {action: 0 for action in ACTIONS}
@@ -109,8 +110,10 @@ class Summary:
         text = " ".join(f"{k}={v}" for k, v in counts.items())
         prefix = "DRY-RUN " if dry_run else ""
         level = logging.INFO if exit_code == 0 else logging.ERROR
-        log.log(level, "%ssummary commit=%s result=%s %s seconds=%.2f exit=%d%s", prefix, self.commit or "none",
-                self.result, text, seconds, exit_code, f" reason: {self.message}" if self.message else "",
+        requests = sum(self.requests.values())
+        log.log(level, "%ssummary commit=%s result=%s %s seconds=%.2f requests=%d exit=%d%s", prefix,
+                self.commit or "none", self.result, text, seconds, requests, exit_code,
+                f" reason: {self.message}" if self.message else "",
                 extra={"summary": {"commit": self.commit, "result": self.result, **counts,
-                                   "seconds": round(seconds, 3), "exit_code": exit_code, "reason": self.message,
-                                   "dry_run": dry_run}})
+                                   "seconds": round(seconds, 3), "requests": dict(self.requests),
+                                   "exit_code": exit_code, "reason": self.message, "dry_run": dry_run}})

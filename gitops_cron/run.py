@@ -55,6 +55,7 @@ def reconcile(settings: Settings, workdir: Path, stopping: threading.Event, summ
 
     assert connecting is not None
     kube, catalog = connecting.result()
+    summary.requests = kube.counts  # API requests by verb, for the summary line
     lock = None
     if not settings.dry_run:
         identity = f"{os.environ.get('HOSTNAME', 'gitops-cron')}-{uuid.uuid4().hex[:8]}"

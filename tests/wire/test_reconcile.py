@@ -308,6 +308,7 @@ def test_json_log_format_is_one_object_per_line(kube, git_repo, job):
     entries = [json.loads(line) for line in result.stderr.splitlines()]
     summary = [e for e in entries if "summary" in e][-1]["summary"]
     assert summary["created"] == 4 and summary["exit_code"] == 0
+    assert summary["requests"]["PATCH"] >= 4  # 4 objects and the parent
     created = [e for e in entries if e.get("action") == "created"]
     assert {e["subject"] for e in created} >= {"deployment.apps/web -n demo"}
 
