@@ -15,15 +15,14 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import urllib3
+from kubernetes import client, config
 
 from gitops_cron import __version__
 from gitops_cron.errors import ClusterError, GitopsError, Interrupted
 from gitops_cron.plan import ApiResource, Catalog
-
-if TYPE_CHECKING:
-    import urllib3
-    from kubernetes import client, config
 
 log = logging.getLogger(__name__)
 
@@ -72,38 +71,8 @@ class ApiError(GitopsError):
         return cls(status, str(body.get("reason") or ""), message, causes)
 
 
-def import_client() -> None:
-    """Binds the official client's modules (and urllib3, its transport) in this module."""
-    global client, config, urllib3  # noqa: PLW0603 - see import_client_early
-    import urllib3
-    from kubernetes import client, config
-
-
-def import_client_early() -> threading.Thread:
-    """The `kubernetes` package costs about half a second of CPU to import, and nothing needs it
-    before the first request, which comes after the clone and the parse: so it is imported on a
-    thread from the moment this module is loaded, while git runs, and make_api_client waits for
-    that. An import that failed there is simply done again where it is needed, and raises there."""
-
-    def run() -> None:
-        try:
-            import_client()
-        except BaseException:  # noqa: BLE001 - raised again by make_api_client's own import
-            pass
-
-    thread = threading.Thread(target=run, name="import-kubernetes")
-    thread.start()
-    return thread
-
-
-CLIENT_IMPORT = import_client_early()
-
-
 def make_api_client(kubeconfig: str, context: str, pool_size: int) -> client.ApiClient:
     """In-cluster config inside a pod, else kubeconfig (with --context), like kubectl."""
-    CLIENT_IMPORT.join()
-    if "client" not in globals() or "config" not in globals() or "urllib3" not in globals():
-        import_client()
     configuration = client.Configuration()
     try:
         if not kubeconfig and not context and config.incluster_config.SERVICE_HOST_ENV_NAME in os.environ:
