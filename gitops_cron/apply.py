@@ -93,7 +93,7 @@ def wait_established(kube: Kube, name: str, dry_run: bool, changes: list[Change]
     """None once the CRD serves its kind; otherwise why its custom resources cannot be applied."""
     if dry_run:
         return "its CustomResourceDefinition is only applied in dry-run mode, so the kind does not exist yet"
-    if any(c.subject == f"customresourcedefinition.{CRD_GROUP}/{name}" and c.failed for c in changes):
+    if any(c.subject == str(ObjectRef(CRD_GROUP, CRD_KIND, "", name)) and c.failed for c in changes):
         return f"its CustomResourceDefinition {name} failed to apply"
     deadline = time.monotonic() + ESTABLISH_TIMEOUT
     while True:
@@ -101,12 +101,12 @@ def wait_established(kube: Kube, name: str, dry_run: bool, changes: list[Change]
         conditions = (crd.get("status") or {}).get("conditions") or []
         if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
             if served_in_discovery(kube, crd.get("spec") or {}):
-                log.info("customresourcedefinition.%s/%s established", CRD_GROUP, name)
+                log.info("%s established", ObjectRef(CRD_GROUP, CRD_KIND, "", name))
                 return None
         if time.monotonic() >= deadline:
             return f"its CustomResourceDefinition {name} was not Established within {ESTABLISH_TIMEOUT:.0f}s"
         if kube.stopping.wait(0.25):
-            raise Interrupted(f"waiting for customresourcedefinition/{name} interrupted: terminating")
+            raise Interrupted(f"waiting for {ObjectRef(CRD_GROUP, CRD_KIND, '', name)} interrupted: terminating")
 
 
 def served_in_discovery(kube: Kube, spec: dict[str, Any]) -> bool:

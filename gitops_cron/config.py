@@ -99,6 +99,9 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+NUMBERS = {"int": (int, "a whole number"), "float": (float, "a number of seconds")}
+
+
 def convert(f: dataclasses.Field, raw: Any, source: str, problems: list[str]) -> Any:
     """Turns one raw flag or environment value into the field's type, noting problems."""
     kind = f.metadata["kind"]
@@ -109,17 +112,12 @@ def convert(f: dataclasses.Field, raw: Any, source: str, problems: list[str]) ->
         if value is None:
             problems.append(f"{source}: expected true or false, got {raw!r}")
         return value
-    if kind == "int":
+    if kind in NUMBERS:
+        parse, expected = NUMBERS[kind]
         try:
-            return int(raw)
+            return parse(raw)
         except ValueError:
-            problems.append(f"{source}: expected a whole number, got {raw!r}")
-            return None
-    if kind == "float":
-        try:
-            return float(raw)
-        except ValueError:
-            problems.append(f"{source}: expected a number of seconds, got {raw!r}")
+            problems.append(f"{source}: expected {expected}, got {raw!r}")
             return None
     if kind == "list":
         return tuple(item.strip() for item in raw.split(",") if item.strip())

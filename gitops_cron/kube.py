@@ -113,8 +113,7 @@ class Kube:
         return self.auth
 
     def request(self, method: str, path: str, query: dict[str, str] | None = None, body: Any = None,
-                content_type: str = "application/json", accept: str = "application/json",
-                retry: bool = True) -> Response:
+                content_type: str = "application/json", accept: str = "application/json") -> Response:
         """One API call; raises ApiError for any non-2xx answer that retries did not cure."""
         headers = {"Accept": accept, "Content-Type": content_type}
         url_method, url, headers, _, _ = self.api_client.param_serialize(
@@ -136,7 +135,7 @@ class Kube:
                     url_method, url, body=data, headers=headers, preload_content=True, retries=False,
                     timeout=urllib3.Timeout(connect=min(10.0, remaining), read=min(REQUEST_TIMEOUT, remaining)))
             except urllib3.exceptions.HTTPError as error:
-                if not retry or attempt >= MAX_ATTEMPTS:
+                if attempt >= MAX_ATTEMPTS:
                     raise ClusterError(f"{method} {path} failed: {type(error).__name__}: "
                                        f"{getattr(error, 'reason', None) or 'connection error'}") from None
                 log.debug("retrying %s %s after %s", method, path, type(error).__name__)
@@ -145,7 +144,7 @@ class Kube:
                 parsed = parse_json(raw.data)
                 if status < 300:
                     return Response(status, parsed)
-                if not retry or status not in RETRIABLE_STATUS or attempt >= MAX_ATTEMPTS:
+                if status not in RETRIABLE_STATUS or attempt >= MAX_ATTEMPTS:
                     raise ApiError.from_response(status, parsed)
                 wait = retry_after(raw.headers.get("Retry-After"))
                 log.debug("retrying %s %s after HTTP %d", method, path, status)

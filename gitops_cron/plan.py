@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from gitops_cron.errors import ManifestError
-from gitops_cron.manifests import Manifest, ObjectRef, format_ref
+from gitops_cron.manifests import Manifest, ObjectRef
 
 PART_OF_LABEL = "applyset.kubernetes.io/part-of"
 CRD_GROUP = "apiextensions.k8s.io"
@@ -95,8 +95,6 @@ class Catalog:
             preferred.setdefault((resource.group, resource.kind), resource)
         return cls(by_gvk, preferred)
 
-    def with_resources(self, resources: Iterable[ApiResource]) -> "Catalog":
-        return Catalog.of([*self.by_gvk.values(), *resources])
 
     def for_group_kind(self, group_kind: str) -> ApiResource | None:
         kind, _, group = group_kind.partition(".")
@@ -274,5 +272,3 @@ def describe_plan(plan: Plan) -> list[str]:
         lines.extend(f"  {desired.ref} ({desired.location})" for desired in stage)
     return lines
 
-
-__all__ = ["ApiResource", "Catalog", "Desired", "Plan", "Scope", "make_plan", "format_ref", "PART_OF_LABEL"]

@@ -352,18 +352,7 @@ def json_patch(doc, ops: list):
     """JSON patch, RFC 6902 (add, remove, replace, test, copy, move)."""
     doc = jcopy(doc)
 
-    def parent(parts):
-        cur = doc
-        for p in parts[:-1]:
-            if isinstance(cur, list):
-                cur = cur[int(p)]
-            elif isinstance(cur, dict) and p in cur:
-                cur = cur[p]
-            else:
-                raise PatchError(f"path not found: /{'/'.join(parts)}")
-        return cur
-
-    def read(parts):
+    def read(parts, whole=None):
         cur = doc
         for p in parts:
             if isinstance(cur, list):
@@ -371,8 +360,11 @@ def json_patch(doc, ops: list):
             elif isinstance(cur, dict) and p in cur:
                 cur = cur[p]
             else:
-                raise PatchError(f"path not found: /{'/'.join(parts)}")
+                raise PatchError(f"path not found: /{'/'.join(whole or parts)}")
         return cur
+
+    def parent(parts):
+        return read(parts[:-1], parts)
 
     def add(parts, value):
         nonlocal doc
