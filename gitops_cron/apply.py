@@ -2,13 +2,12 @@
 
 Stages go in order; the objects of a stage go concurrently. Whether an object
 was created, configured or left unchanged is read from the apply response and
-the inventory listing (its resourceVersion before the run), so a run that
-changes nothing sends one request per object and nothing more.
+the inventory listing (its resourceVersion before the run), so no object costs
+more than its one request; objects the applied record shows unchanged cost none.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -37,6 +36,7 @@ class Change:
     action: str
     detail: str = ""
     location: str = ""
+    resource_version: str = ""  # the object's, as our apply left it (not in a dry run)
 
     @property
     def failed(self) -> bool:
@@ -55,12 +55,15 @@ class ApplyOptions:
 
 
 def apply_all(kube: Kube, plan: Plan, known: Mapping[ObjectRef, str], options: ApplyOptions,
-              stopping: threading.Event) -> list[Change]:
-    """Applies stage after stage; `known` maps our current members to their resourceVersion."""
+              stopping: threading.Event, not_sent: frozenset[ObjectRef] = frozenset()) -> list[Change]:
+    """Applies stage after stage; `known` maps our current members to their resourceVersion, and
+    `not_sent` are members the applied record shows unchanged since our last apply."""
     changes: list[Change] = []
     established: dict[str, str | None] = {}
 
     def start(desired: Desired) -> Change | None:
+        if desired.ref in not_sent:
+            return Change(str(desired.ref), "unchanged", location=desired.location)
         # Once the run is terminating, objects not yet started are left for the next run.
         return None if stopping.is_set() else apply_one(kube, desired, known, options, established)
 
@@ -145,7 +148,7 @@ def apply_one(kube: Kube, desired: Desired, known: Mapping[ObjectRef, str], opti
 def apply_checked(kube: Kube, desired: Desired, known: Mapping[ObjectRef, str], options: ApplyOptions) -> Change:
     """Members are applied with force (git wins over drift). An object we do not yet own is first
     applied without force: a conflict then tells us someone else holds it, and we look before taking it."""
-    resource, ref, body = desired.resource, desired.ref, json.dumps(desired.body).encode()
+    resource, ref, body = desired.resource, desired.ref, desired.payload
     subject = str(ref)
     member = ref in known
     # A dry-run answer keeps the old resourceVersion, so a dry run compares bodies instead.
@@ -166,13 +169,15 @@ def apply_checked(kube: Kube, desired: Desired, known: Mapping[ObjectRef, str], 
                           desired.location)
         else:
             raise
+    version = "" if options.dry_run else (response.body.get("metadata") or {}).get("resourceVersion", "")
     if response.status == 201:
-        return Change(subject, "created", location=desired.location)
+        return Change(subject, "created", location=desired.location, resource_version=version)
     if options.dry_run:
         unchanged = live_before is not None and comparable(live_before) == comparable(response.body)
     else:
-        unchanged = member and known[ref] == (response.body.get("metadata") or {}).get("resourceVersion")
-    return Change(subject, "unchanged" if unchanged else "configured", location=desired.location)
+        unchanged = member and known[ref] == version
+    return Change(subject, "unchanged" if unchanged else "configured", location=desired.location,
+                  resource_version=version)
 
 
 def comparable(body: dict[str, Any]) -> dict[str, Any]:
@@ -229,6 +234,6 @@ def recreate_or_fail(kube: Kube, desired: Desired, error: ApiError, options: App
                               desired.location)
             if kube.stopping.wait(0.25):
                 raise Interrupted(f"{subject} recreation interrupted: terminating")
-    body = json.dumps(desired.body).encode()
-    kube.apply(resource, ref.name, ref.namespace, body, options.field_manager, True, False)
-    return Change(subject, "recreated", f"immutable {fields} changed", desired.location)
+    response = kube.apply(resource, ref.name, ref.namespace, desired.payload, options.field_manager, True, False)
+    return Change(subject, "recreated", f"immutable {fields} changed", desired.location,
+                  (response.body.get("metadata") or {}).get("resourceVersion", ""))

@@ -62,6 +62,7 @@ class Settings:
     deny_kinds: tuple[str, ...] = setting("--deny-kinds", "GITOPS_DENY_KINDS", "comma list of Kind or Kind.group that are refused", kind="list")
     max_file_bytes: int = setting("--max-file-bytes", "GITOPS_MAX_FILE_BYTES", "manifest files larger than this are refused", 4 * 1024 * 1024, "int")
     max_yaml_nodes: int = setting("--max-yaml-nodes", "GITOPS_MAX_YAML_NODES", "a document expanding to more YAML nodes than this (alias bombs) is refused", 200_000, "int")
+    full_apply_interval: float = setting("--full-apply-interval", "GITOPS_FULL_APPLY_INTERVAL", "seconds between runs that send every object; runs in between leave out objects unchanged in git and in the cluster since their last apply (0: send every object every run)", 3600.0, "float")
     lock_duration: float = setting("--lock-duration", "GITOPS_LOCK_DURATION", "seconds a run lock lasts without renewal before another run may take it over", 60.0, "float")
     kubeconfig: str = setting("--kubeconfig", "KUBECONFIG", "kubeconfig file (outside a cluster)", "")
     context: str = setting("--context", "GITOPS_CONTEXT", "kubeconfig context", "")
@@ -179,7 +180,7 @@ def check_settings(s: Settings) -> list[str]:
         problems.append(f"{describe('field_manager')}: must be 1 to 128 characters")
     if s.concurrency < 1 or s.concurrency > 64:
         problems.append(f"{describe('concurrency')}: must be between 1 and 64")
-    for name in ("max_prune", "max_file_bytes", "max_yaml_nodes"):
+    for name in ("max_prune", "max_file_bytes", "max_yaml_nodes", "full_apply_interval"):
         if getattr(s, name) < 0:
             problems.append(f"{describe(name)}: must not be negative")
     for name in ("timeout", "clone_timeout", "lock_duration"):

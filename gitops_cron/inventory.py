@@ -32,6 +32,7 @@ GROUP_KINDS = "applyset.kubernetes.io/contains-group-kinds"
 NAMESPACES = "applyset.kubernetes.io/additional-namespaces"
 TOOLING_NAME = "gitops-cron"
 STATUS_PREFIX = "gitops-cron.dev/last-run-"
+APPLIED_KEY = "applied.json.gz"
 SECRET = ApiResource("", "v1", "Secret", "secrets", True)
 EVENT = ApiResource("", "v1", "Event", "events", True)
 
@@ -51,6 +52,7 @@ class Parent:
     group_kinds: frozenset[str]
     namespaces: frozenset[str]
     status: Mapping[str, str]
+    applied: str = ""  # the applied record, as stored (see applied.py)
 
 
 @dataclass(frozen=True)
@@ -88,14 +90,21 @@ def read_parent(kube: Kube, name: str, namespace: str, set_id: str) -> Parent:
         raise ClusterError(f"{subject} inventory failed: it belongs to {tooling}, not {TOOLING_NAME}")
     status = {k: v for k, v in annotations.items() if k.startswith(STATUS_PREFIX)}
     return Parent(True, metadata.get("uid", ""), split_list(annotations.get(GROUP_KINDS)),
-                  split_list(annotations.get(NAMESPACES)), status)
+                  split_list(annotations.get(NAMESPACES)), status, (body.get("data") or {}).get(APPLIED_KEY, ""))
+
+
+def covers(parent: Parent, group_kinds: Iterable[str], namespaces: Iterable[str], own_namespace: str) -> bool:
+    """Whether the parent already names every kind and namespace given, so widening it would change nothing."""
+    return (parent.exists and set(group_kinds) <= parent.group_kinds
+            and set(namespaces) - {own_namespace, ""} <= parent.namespaces)
 
 
 def apply_parent(kube: Kube, name: str, namespace: str, set_id: str, field_manager: str,
-                 group_kinds: Iterable[str], namespaces: Iterable[str], status: Mapping[str, str]) -> str:
-    """Writes the parent with exactly these kinds, namespaces and status; returns its uid.
+                 group_kinds: Iterable[str], namespaces: Iterable[str], status: Mapping[str, str],
+                 applied: str) -> str:
+    """Writes the parent with exactly these kinds, namespaces, status and applied record; returns its uid.
 
-    Every annotation we own is sent each time: server-side apply removes the
+    Every field we own is sent each time: server-side apply removes the
     fields a manager stops sending, so a partial body would erase the rest.
     """
     body = {
@@ -111,6 +120,8 @@ def apply_parent(kube: Kube, name: str, namespace: str, set_id: str, field_manag
             },
         },
     }
+    if applied:
+        body["data"] = {APPLIED_KEY: applied}
     response = kube.apply(SECRET, name, namespace, json.dumps(body).encode(), field_manager, True, False)
     return (response.body.get("metadata") or {}).get("uid", "")
 

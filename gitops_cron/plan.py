@@ -8,7 +8,9 @@ go in order, and pruning walks them backwards.
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Iterable, Mapping
 
 from gitops_cron.errors import ManifestError
@@ -113,6 +115,11 @@ class Desired:
 
     def __str__(self) -> str:
         return str(self.ref)
+
+    @cached_property
+    def payload(self) -> bytes:
+        """The body as sent, serialized once: the apply sends these bytes and the applied record fingerprints them."""
+        return json.dumps(self.body, sort_keys=True, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)

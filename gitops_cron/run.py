@@ -15,7 +15,7 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from gitops_cron import inventory
+from gitops_cron import applied, inventory
 from gitops_cron.apply import ApplyOptions, Change, apply_all
 from gitops_cron.config import Settings
 from gitops_cron.errors import GitopsError, Interrupted, ManifestError, PruneRefused
@@ -105,11 +105,12 @@ def converge(kube: Kube, catalog: Catalog, settings: Settings, parsed: Parsed, e
     listed_namespaces = {ns for ns in tracked_namespaces if namespace_in_scope(ns, scope)}
     record = Recorder(kube, settings, set_id, parent, summary)
     try:
-        if not settings.dry_run:
+        if not settings.dry_run and not inventory.covers(parent, tracked_kinds, tracked_namespaces,
+                                                          settings.namespace):
             # Widen first (KEP-3659): if this run dies half-way, the next still finds every member.
             record.uid = inventory.apply_parent(kube, settings.inventory, settings.namespace, set_id,
                                                 settings.field_manager, tracked_kinds, tracked_namespaces,
-                                                parent.status)
+                                                parent.status, parent.applied)
         with stage("inventory", summary.timings):
             members, gone = inventory.list_members(kube, catalog, set_id, tracked_kinds, listed_namespaces,
                                                    settings.concurrency)
@@ -118,9 +119,26 @@ def converge(kube: Kube, catalog: Catalog, settings: Settings, parsed: Parsed, e
         planned_namespaces = frozenset(d.ref.name for d in plan.objects if d.ref.kind == "Namespace" and not d.ref.group)
         options = ApplyOptions(settings.field_manager, set_id, settings.dry_run, settings.recreate, settings.adopt,
                                settings.concurrency, planned_namespaces)
+        known = {m.ref: m.resource_version for m in members}
+        before = applied.decode(parent.applied)
+        started = time.time()
+        full = applied.full_apply_due(before, started, settings.full_apply_interval)
+        not_sent = frozenset() if full else applied.unchanged_since_applied(plan.objects, known, before,
+                                                                           settings.field_manager)
+        if not_sent:
+            log.info("%d object(s) unchanged in git and in the cluster since their last apply: not sent "
+                     "(every object is sent again after --full-apply-interval)", len(not_sent))
         with stage("apply", summary.timings):
-            changes = apply_all(kube, plan, {m.ref: m.resource_version for m in members}, options, stopping)
+            changes = apply_all(kube, plan, known, options, stopping, not_sent)
         summary.changes.extend(changes)
+        if settings.full_apply_interval > 0:
+            by_subject = {str(d.ref): d.ref for d in plan.objects}
+            versions = {by_subject[c.subject]: c.resource_version for c in changes
+                        if c.resource_version and c.subject in by_subject}
+            reached_all = full and len(changes) == len(plan.objects)
+            after = applied.updated(before, plan.objects, versions, not_sent, settings.field_manager,
+                                    started if reached_all else before.full_apply_time)
+            record.applied = applied.encode(after)
         if stopping.is_set():
             not_applied = len(plan.objects) - len(changes)
             raise Interrupted(f"run interrupted: {not_applied} object(s) left for the next run; nothing pruned")
@@ -177,7 +195,7 @@ class Recorder:
     def __init__(self, kube: Kube, settings: Settings, set_id: str, parent: inventory.Parent, summary: Summary):
         self.kube, self.settings, self.set_id, self.summary = kube, settings, set_id, summary
         self.uid = parent.uid
-        self.parent_exists = parent.exists
+        self.applied = parent.applied if settings.full_apply_interval > 0 else ""
 
     def finish(self, kinds: set[str], namespaces: set[str], cleanup: bool = False) -> None:
         if self.settings.dry_run:
@@ -190,7 +208,8 @@ class Recorder:
         try:
             status = inventory.status_annotations(summary.commit, summary.result, counts, message)
             self.uid = inventory.apply_parent(kube, settings.inventory, settings.namespace, self.set_id,
-                                              settings.field_manager, kinds, namespaces, status) or self.uid
+                                              settings.field_manager, kinds, namespaces, status,
+                                              self.applied) or self.uid
             if summary.changed or summary.result != "converged":
                 warning = summary.result != "converged"
                 reason = {"converged": "ReconcileSucceeded", "prune-refused": "PruneRefused",

@@ -28,10 +28,12 @@ def names(kube, namespace_name="demo"):
 
 
 def converge_after_removing(kube, git_repo, job, removed="cm0.yaml"):
-    """First run, then remove one file: the stale object is the one a faulty run must not touch wrongly."""
+    """First run, then remove one file (the stale object a faulty run must not touch wrongly) and
+    change cm1 (the object the faults hit: unchanged, it would not be sent at all)."""
     repo_with(git_repo)
     assert job(git_repo.url).exit_code == 0
     git_repo.remove(removed)
+    git_repo.write({"cm1.yaml": configmap("cm1", data={"key": "changed"})})
 
 
 @pytest.mark.parametrize("fault", [
