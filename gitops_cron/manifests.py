@@ -1,28 +1,25 @@
-"""Manifests: a checked-out tree → parsed objects (`Manifest`) and the errors found on the way.
+"""Manifests: the source's files → parsed objects (`Manifest`) and the errors found on the way.
 
 Every problem is collected rather than raised, so one broken file never hides
 the others; the run applies what parsed and refuses to prune. Repository content
-is untrusted: file size, YAML alias expansion, symlinks leaving the tree and
-undecodable bytes are all refused with a message naming the file.
+is untrusted: YAML alias expansion and undecodable bytes are refused with a
+message naming the file (sizes and symlinks were settled when the files were read).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import yaml
 
 from gitops_cron.errors import ManifestError
+from gitops_cron.tree import SourceFile
 
 try:
     Loader: type = yaml.CSafeLoader
 except AttributeError:  # PyYAML built without libyaml
     Loader = yaml.SafeLoader
-
-SUFFIXES = (".yaml", ".yml")
 
 
 @dataclass(frozen=True)
@@ -85,74 +82,19 @@ def group_of(api_version: str) -> str:
     return api_version.rsplit("/", 1)[0] if "/" in api_version else ""
 
 
-def find_manifests(directory: Path, root: Path) -> tuple[list[Path], list[ManifestError]]:
-    """Every *.yaml/*.yml under `directory`, sorted by path, hidden directories skipped.
-
-    Symlinks are followed only while they stay inside `root`: a link to
-    /var/run/secrets would otherwise publish the job's own token to the cluster.
-    """
-    found: list[Path] = []
-    errors: list[ManifestError] = []
-    root = root.resolve()
-    for current, dirs, files in os.walk(directory, followlinks=False):
-        current_path = Path(current)
-        kept_dirs = []
-        for name in sorted(dirs):
-            if name.startswith("."):
-                continue
-            path = current_path / name
-            if path.is_symlink():
-                if not path.resolve().is_relative_to(root):
-                    errors.append(ManifestError(relative(path, root), "symlink leads outside the repository; refused"))
-                continue  # followed targets inside the tree are read where they really are
-            kept_dirs.append(name)
-        dirs[:] = kept_dirs
-        for name in files:
-            path = current_path / name
-            if not name.endswith(SUFFIXES) or name.startswith("."):
-                continue
-            if path.is_symlink():
-                target = path.resolve()
-                if not target.is_relative_to(root):
-                    errors.append(ManifestError(relative(path, root), "symlink leads outside the repository; refused"))
-                    continue
-                if target.is_relative_to(directory.resolve()):
-                    continue  # the target itself is read; reading it twice would be a duplicate
-            found.append(path)
-    found.sort(key=lambda p: relative(p, root))
-    return found, errors
-
-
-def relative(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
-
-
-def load_manifests(files: list[Path], root: Path, max_file_bytes: int, max_nodes: int) -> Parsed:
+def load_manifests(files: Iterable[SourceFile], max_nodes: int) -> Parsed:
     """Parses every file; duplicates are errors naming both places."""
     manifests: list[Manifest] = []
     errors: list[ManifestError] = []
     skipped: list[str] = []
     seen: dict[ObjectRef, str] = {}
-    for path in files:
-        name = relative(path, root)
+    for source in files:
         try:
-            size = path.stat().st_size
-            if size > max_file_bytes:
-                raise ManifestError(name, f"file is {size} bytes, over the {max_file_bytes}-byte limit; refused")
-            text = path.read_bytes().decode("utf-8")
+            text = source.data.decode("utf-8")
         except UnicodeDecodeError as error:
-            errors.append(ManifestError(name, f"not UTF-8 text (byte {error.start}); refused"))
+            errors.append(ManifestError(source.name, f"not UTF-8 text (byte {error.start}); refused"))
             continue
-        except ManifestError as error:
-            errors.append(error)
-            continue
-        except OSError as error:
-            errors.append(ManifestError(name, f"cannot be read: {error.strerror}"))
-            continue
-        for item in parse_documents(text, name, max_nodes):
+        for item in parse_documents(text, source.name, max_nodes):
             if isinstance(item, ManifestError):
                 errors.append(item)
             elif isinstance(item, str):

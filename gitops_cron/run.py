@@ -21,7 +21,7 @@ from gitops_cron.config import Settings
 from gitops_cron.errors import GitopsError, Interrupted, ManifestError, PruneRefused
 from gitops_cron.kube import Kube, make_api_client
 from gitops_cron.lock import RunLock
-from gitops_cron.manifests import Parsed, find_manifests, load_manifests
+from gitops_cron.manifests import Parsed, load_manifests
 from gitops_cron.plan import Catalog, Plan, Scope, describe_plan, make_plan, namespace_in_scope, offline_catalog
 from gitops_cron.prune import check_guards, kept_changes, prune_stale, select_stale
 from gitops_cron.report import Summary, stage
@@ -36,18 +36,17 @@ def reconcile(settings: Settings, workdir: Path, stopping: threading.Event, summ
     # Connecting and discovery only read, and they need nothing from git: they run while git clones.
     connecting = None if settings.plan else start_connecting(settings, deadline, stopping)
     with stage("source", summary.timings):
-        tree = checkout(settings.repo, settings.revision, settings.path, settings.git_credentials_dir,
-                        settings.ssh_insecure_ignore_host_key, workdir,
-                        min(settings.clone_timeout, settings.timeout), stopping)
-    summary.commit = tree.commit
-    log.info("source %s at commit %s", tree.origin, tree.commit or "(not a git work tree)")
+        source = checkout(settings.repo, settings.revision, settings.path, settings.git_credentials_dir,
+                          settings.ssh_insecure_ignore_host_key, workdir, min(settings.clone_timeout, settings.timeout),
+                          settings.max_file_bytes, stopping)
+    summary.commit = source.commit
+    log.info("source %s at commit %s", source.origin, source.commit or "(not a git work tree)")
     with stage("parse", summary.timings):
-        files, errors = find_manifests(tree.manifests_dir, tree.root)
-        parsed = load_manifests(files, tree.root, settings.max_file_bytes, settings.max_yaml_nodes)
+        parsed = load_manifests(source.files, settings.max_yaml_nodes)
     for location in parsed.skipped:
         log.info("%s skipped: not a Kubernetes object (no apiVersion and no kind)", location)
-    errors = [*errors, *parsed.errors]
-    log.info("read %d object(s) from %d file(s)", len(parsed.manifests), len(files))
+    errors = [*source.errors, *parsed.errors]
+    log.info("read %d object(s) from %d file(s)", len(parsed.manifests), len(source.files))
     set_id = inventory.applyset_id(settings.inventory, settings.namespace)
     scope = Scope(settings.allow_namespaces, settings.deny_namespaces, settings.allow_kinds, settings.deny_kinds)
     if settings.plan:

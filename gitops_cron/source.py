@@ -1,6 +1,7 @@
-"""Source: settings → a checked-out tree (`Checkout`), through git driven by `sh`.
+"""Source: settings → the manifest files of one revision (`Checkout`), through git driven by `sh`.
 
-The clone is a shallow fetch of one revision into an empty repository: the URL
+The clone is a shallow fetch of one revision into an empty repository, read
+from git's object store without a working tree (tree.py): the URL
 is passed on the command line only, never written to `.git/config`, and it never
 carries credentials. HTTPS credentials reach git through a credential helper
 that reads the mounted files itself, so the secret is in no argv, URL,
@@ -10,6 +11,7 @@ a known_hosts file with host key checking on.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shlex
@@ -22,11 +24,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import sh
 
-from gitops_cron.errors import Interrupted, SourceError
+from gitops_cron import tree
+from gitops_cron.errors import Interrupted, ManifestError, SourceError
+from gitops_cron.tree import SourceFile
 
 FULL_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 DEFAULT_TOKEN_USERNAME = "x-access-token"
+OUTPUT_BUFFER = 64 * 1024
 # Only what git and ssh need; everything else in our environment (which may hold
 # settings or tokens of other tools) stays out of their processes.
 PASSED_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "TZ", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY",
@@ -35,12 +40,12 @@ PASSED_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "TZ", "HTTPS_PROXY", "HTTP_PROXY
 
 @dataclass(frozen=True)
 class Checkout:
-    """A tree of manifests on local disk and where it came from."""
+    """The manifest files of one revision, read, with the files refused on the way, and where they came from."""
 
-    root: Path
-    manifests_dir: Path
-    commit: str | None
     origin: str
+    commit: str | None
+    files: tuple[SourceFile, ...]
+    errors: tuple[ManifestError, ...]
 
 
 @dataclass(frozen=True)
@@ -167,7 +172,13 @@ class Git:
         self.origin = origin
 
     def __call__(self, *args: str, operation: str = "clone") -> str:
-        process = sh.git(*args, _env=self.env, _bg=True, _bg_exc=False, _new_session=True, _tty_out=False)
+        return self.run(*args, operation=operation).decode("utf-8", "replace").strip()
+
+    def run(self, *args: str, operation: str = "clone", stdin: bytes | None = None) -> bytes:
+        """git's raw output. sh hands output over line by line unless told a buffer size, which
+        made reading a thousand files through `cat-file` take 0.17 s instead of 0.02 s."""
+        process = sh.git(*args, _env=self.env, _bg=True, _bg_exc=False, _new_session=True, _tty_out=False,
+                         _in=stdin, _out_bufsize=OUTPUT_BUFFER)
         # sh notices on its own that a background process ended only once a second; asking it
         # (a non-blocking waitpid) every few milliseconds saves most of that second per command.
         while process.process.is_alive()[0]:
@@ -181,7 +192,7 @@ class Git:
         if exit_code != 0:
             raise SourceError(f"{self.origin} {operation} failed: git exited {exit_code}: "
                               f"{last_line(process.process.stderr)}")
-        return process.process.stdout.decode("utf-8", "replace").strip()
+        return process.process.stdout
 
     @staticmethod
     def kill(process: sh.RunningCommand) -> None:
@@ -203,31 +214,38 @@ def last_line(stderr: bytes) -> str:
 
 
 def checkout(repo: str, revision: str, path: str, credentials_dir: str, insecure_host_key: bool,
-             workdir: Path, clone_timeout: float, stopping: threading.Event) -> Checkout:
-    """Makes the tree to read: a shallow clone of `revision`, or a local directory in place."""
+             workdir: Path, clone_timeout: float, max_file_bytes: int, stopping: threading.Event) -> Checkout:
+    """The manifest files of `revision` (a shallow fetch), or of a local directory read in place."""
     origin = f"{redact_url(repo)}@{revision or 'HEAD'}"
     deadline = time.monotonic() + clone_timeout
     if is_local_directory(repo):
         root = Path(repo).resolve()
         env = git_environment(repo, Credentials(), workdir, False, None, None, dict(os.environ))
         commit = local_commit(Git(env, deadline, stopping, origin), root)
-    else:
-        root = workdir / "repo"
-        url, url_username, url_password = split_userinfo(repo)
-        password_file = None
-        if url_password is not None:
-            password_file = workdir / "url-password"
-            password_file.write_text(url_password)
-            password_file.chmod(0o600)
-        env = git_environment(url, find_credentials(credentials_dir), workdir, insecure_host_key,
-                              url_username, password_file, dict(os.environ))
-        commit = clone(Git(env, deadline, stopping, origin), url, revision, root)
-    return Checkout(root=root, manifests_dir=resolve_path(root, path, origin), commit=commit, origin=origin)
+        entries = tree.list_directory(root)
+        chosen, errors = tree.select(entries, directory_of(entries, path, origin), max_file_bytes)
+        files, read_errors = tree.read_files(chosen)
+        return Checkout(origin, commit, tuple(files), tuple(errors + read_errors))
+    root = workdir / "repo"
+    url, url_username, url_password = split_userinfo(repo)
+    password_file = None
+    if url_password is not None:
+        password_file = workdir / "url-password"
+        password_file.write_text(url_password)
+        password_file.chmod(0o600)
+    env = git_environment(url, find_credentials(credentials_dir), workdir, insecure_host_key,
+                          url_username, password_file, dict(os.environ))
+    git = Git(env, deadline, stopping, origin)
+    commit = fetch(git, url, revision, root)
+    entries = list_revision(git, root, commit)
+    chosen, errors = tree.select(entries, directory_of(entries, path, origin), max_file_bytes)
+    return Checkout(origin, commit, read_blobs(git, root, chosen), tuple(errors))
 
 
-def clone(git: Git, url: str, revision: str, root: Path) -> str:
-    git("init", "-q", str(root))
-    # Fetching by URL rather than through a remote keeps the URL out of .git/config.
+def fetch(git: Git, url: str, revision: str, root: Path) -> str:
+    """The commit of `revision`, fetched (depth 1) into a new bare-bones repository."""
+    git("init", "-q", "--bare", str(root))
+    # Fetching by URL rather than through a remote keeps the URL out of the repository's config.
     try:
         git("-C", str(root), "fetch", "-q", "--depth=1", "--no-tags", url, revision or "HEAD")
         target = "FETCH_HEAD"
@@ -237,11 +255,46 @@ def clone(git: Git, url: str, revision: str, root: Path) -> str:
         # Servers that refuse a want of an unadvertised commit: fetch the branches and look for it.
         git("-C", str(root), "fetch", "-q", "--no-tags", url, "+refs/heads/*:refs/remotes/origin/*")
         target = revision
-    git("-C", str(root), "checkout", "-q", "--detach", target, operation="checkout")
-    commit = git("-C", str(root), "rev-parse", "HEAD", operation="checkout")
+    commit = git("-C", str(root), "rev-parse", "--verify", "--end-of-options", f"{target}^{{commit}}",
+                 operation="checkout")
     if FULL_SHA.match(revision) and commit != revision:
         raise SourceError(f"{git.origin} checkout failed: got commit {commit}, not the requested one")
     return commit
+
+
+def list_revision(git: Git, root: Path, commit: str) -> dict[str, tree.Entry]:
+    """Every file of the commit, symlinks with their targets (a symlink's blob is its target)."""
+    listing = git.run("-C", str(root), "ls-tree", "-r", "-l", "-z", "--full-tree", commit, operation="checkout")
+    entries, links = tree.parse_ls_tree(listing)
+    if links:
+        targets = cat_files(git, root, [entries[path].source for path in links])
+        for path in links:
+            target = targets.get(entries[path].source, b"").decode("utf-8", "surrogateescape")
+            entries[path] = dataclasses.replace(entries[path], link=target)
+    return entries
+
+
+def read_blobs(git: Git, root: Path, chosen: list[tuple[str, tree.Entry]]) -> tuple[SourceFile, ...]:
+    blobs = cat_files(git, root, [entry.source for _, entry in chosen])
+    return tuple(SourceFile(name, blobs[entry.source]) for name, entry in chosen)
+
+
+def cat_files(git: Git, root: Path, object_ids: list[str]) -> dict[str, bytes]:
+    if not object_ids:
+        return {}
+    request = "".join(f"{oid}\n" for oid in dict.fromkeys(object_ids)).encode()
+    output = git.run("-C", str(root), "cat-file", "--batch", operation="checkout", stdin=request)
+    try:
+        return tree.parse_cat_file(output)
+    except ValueError as error:
+        raise SourceError(f"{git.origin} checkout failed: {error}") from None
+
+
+def directory_of(entries: dict[str, tree.Entry], path: str, origin: str) -> str:
+    try:
+        return tree.resolve_directory(entries, path)
+    except ValueError as error:
+        raise SourceError(f"{origin} path {path!r} failed: {error}") from None
 
 
 def local_commit(git: Git, root: Path) -> str | None:
@@ -252,13 +305,3 @@ def local_commit(git: Git, root: Path) -> str | None:
         return git("-C", str(root), "rev-parse", "HEAD", operation="read")
     except SourceError:
         return None
-
-
-def resolve_path(root: Path, path: str, origin: str) -> Path:
-    """`--path` inside the tree, refusing one that escapes it (also through a symlink)."""
-    target = (root / path).resolve() if path else root.resolve()
-    if not target.is_relative_to(root.resolve()):
-        raise SourceError(f"{origin} path {path!r} failed: it leads outside the repository")
-    if not target.is_dir():
-        raise SourceError(f"{origin} path {path!r} failed: no such directory in the repository")
-    return target

@@ -4,18 +4,21 @@ from pathlib import Path
 
 import pytest
 
-from gitops_cron.manifests import find_manifests, load_manifests, ObjectRef
+from gitops_cron.manifests import load_manifests, ObjectRef
+from gitops_cron.tree import list_directory, read_files, select
 
 LIMIT = 1_000_000
 
 
 def parse(tmp_path: Path, files: dict[str, str], max_bytes: int = LIMIT, max_nodes: int = 10_000):
+    """Through the local-directory reader, as `--repo DIR` reads."""
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
-    found, errors = find_manifests(tmp_path, tmp_path)
-    parsed = load_manifests(found, tmp_path, max_bytes, max_nodes)
-    return found, [*errors, *parsed.errors], parsed
+    chosen, errors = select(list_directory(tmp_path), "", max_bytes)
+    read, read_errors = read_files(chosen)
+    parsed = load_manifests(read, max_nodes)
+    return [name for name, _ in chosen], [*errors, *read_errors, *parsed.errors], parsed
 
 
 CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n"
@@ -25,7 +28,7 @@ def test_finds_yaml_and_yml_recursively_in_sorted_order_skipping_hidden(tmp_path
     found, errors, _ = parse(tmp_path, {"b/x.yml": CM.format(name="x"), "a.yaml": CM.format(name="a"),
                                         ".github/ci.yaml": "on: push\n", "b/.hidden.yaml": CM.format(name="h"),
                                         "notes.txt": "hi"})
-    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a.yaml", "b/x.yml"]
+    assert found == ["a.yaml", "b/x.yml"]
     assert errors == []
 
 
@@ -103,10 +106,9 @@ def test_symlink_outside_the_repository_is_refused(tmp_path):
     (outside / "token.yaml").write_text(CM.format(name="stolen"))
     (repo / "link.yaml").symlink_to(outside / "token.yaml")
     (repo / "dir").symlink_to(outside)
-    found, errors = find_manifests(repo, repo)
-    assert found == []
-    assert sorted(str(e) for e in errors) == ["dir: symlink leads outside the repository; refused",
-                                              "link.yaml: symlink leads outside the repository; refused"]
+    found, errors = select(list_directory(repo), "", LIMIT)
+    assert found == []  # and the linked directory is not walked
+    assert [str(e) for e in errors] == ["link.yaml: symlink leads outside the repository; refused"]
 
 
 def test_object_identity_uses_group_kind_namespace_name(tmp_path):

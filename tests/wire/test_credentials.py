@@ -72,14 +72,15 @@ def test_clone_keeps_no_url_or_credential_in_git_config(served, tmp_path):
     creds = credentials(tmp_path, username="deploy", token=TOKEN)
     workdir = tmp_path / "work"
     workdir.mkdir()
-    tree = checkout(served.url("config.git"), "", "", creds, False, workdir, 30, threading.Event())
-    git_dir = tree.root / ".git"
-    for path in git_dir.rglob("*"):
+    source = checkout(served.url("config.git"), "", "", creds, False, workdir, 30, 1 << 20, threading.Event())
+    git_dir = workdir / "repo"
+    for path in workdir.rglob("*"):
         if path.is_file():
             content = path.read_bytes()
             assert TOKEN.encode() not in content, path
     assert b"127.0.0.1" not in (git_dir / "config").read_bytes()
-    assert (tree.root / "cm.yaml").exists()
+    assert "cm.yaml" in [f.name for f in source.files]
+    assert not list(workdir.rglob("cm.yaml"))  # read from the object store: no working tree written
 
 
 def test_ssh_without_known_hosts_is_refused_unless_explicitly_insecure(tmp_path):
@@ -87,7 +88,7 @@ def test_ssh_without_known_hosts_is_refused_unless_explicitly_insecure(tmp_path)
     workdir = tmp_path / "work"
     workdir.mkdir()
     with pytest.raises(SourceError, match="needs a known_hosts file"):
-        checkout("git@git.invalid:org/repo.git", "", "", creds, False, workdir, 5, threading.Event())
+        checkout("git@git.invalid:org/repo.git", "", "", creds, False, workdir, 5, 1 << 20, threading.Event())
 
 
 @pytest.fixture
