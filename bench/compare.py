@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import FakeServer, Measurement, job_command, measure, median  # noqa: E402
+from run import FakeServer, Measurement, job_command, measure, median, production_python  # noqa: E402
 from workload import Workload  # noqa: E402
 
 
@@ -33,8 +33,10 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--job-timeout", type=float, default=600.0)
+    parser.add_argument("--python", default=None, help="interpreter that runs the job (default: as bench/run.py)")
     parser.add_argument("copies", nargs="+", metavar="NAME=DIR")
     args = parser.parse_args()
+    args.python = args.python or production_python()
     copies = [(name, Path(path.partition("@")[0]), int(path.partition("@")[2] or args.concurrency))
               for name, _, path in (c.partition("=") for c in args.copies)]
     with tempfile.TemporaryDirectory(prefix="gitops-cron-compare-") as tmp:
