@@ -7,7 +7,6 @@ go in order, and pruning walks them backwards.
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -248,9 +247,11 @@ def unknown_kind(manifest: Manifest, catalog: Catalog) -> str:
 
 
 def labelled_body(body: Mapping[str, Any], namespace: str, applyset_id: str) -> dict[str, Any]:
-    """A copy of the document with the namespace settled and our part-of label set."""
-    result = copy.deepcopy(dict(body))
-    metadata = result.setdefault("metadata", {})
+    """The document with the namespace settled and our part-of label set. Only the dicts on the path
+    to what changes are copied: the rest is shared with the Manifest, which nothing mutates (a deep
+    copy of every body was most of the plan stage: 0.5 s for 10,000 objects)."""
+    result = dict(body)
+    metadata = result["metadata"] = dict(result.get("metadata") or {})
     if namespace:
         metadata["namespace"] = namespace
     else:

@@ -82,8 +82,10 @@ def test_namespaced_objects_get_the_default_namespace_and_every_object_our_label
 
 def test_planning_does_not_mutate_the_parsed_document():
     manifest = obj("v1", "ConfigMap", "c")
-    plan_of(manifest)
-    assert manifest.body["metadata"] == {"name": "c"}
+    manifest.body["metadata"]["labels"] = {"app": "c"}
+    desired = plan_of(manifest).objects[0]
+    assert manifest.body["metadata"] == {"name": "c", "labels": {"app": "c"}}
+    assert desired.body["metadata"]["labels"] == {"app": "c", PART_OF_LABEL: SET_ID}
 
 
 def test_default_namespace_can_collide_with_an_explicit_one():
