@@ -9,7 +9,10 @@ because the profiles' own Role names exactly that.
 
 from __future__ import annotations
 
+import base64
 import copy
+import gzip
+import json
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +178,39 @@ def test_drift_made_with_kubectl_patch_is_put_back(cluster: Cluster, git_repo: G
     assert live["data"]["key"] == "value"
     # force=true took the field back: kubectl-patch owns nothing any more, so its entry is gone.
     assert applied_by(live) == {("gitops-cron", "Apply")}
+
+
+def summary_of(result) -> dict[str, Any]:
+    """The summary event of a `--log-format json` run."""
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    return next(line["summary"] for line in lines if "summary" in line)
+
+
+def test_only_edited_objects_and_secrets_are_sent_once_applied(cluster: Cluster, git_repo: GitRepo, job: Job) -> None:
+    """The applied record on the real server: a no-op apply keeps the resourceVersion, any other
+    writer's edit changes it, so an untouched object needs no request and an edited one is sent."""
+    ns = unique("demo")
+    base_repo(git_repo, ns)
+    git_repo.write({"app/secret.yaml": text.secret("db", ns, "s3cr3t")})
+    assert job(git_repo.url).exit_code == 0
+    before = versions(base_objects(cluster, ns))
+    quiet = job(git_repo.url, "--log-format", "json")
+    assert quiet.exit_code == 0, quiet.output
+    assert summary_of(quiet)["requests"]["PATCH"] == 2  # the Secret, and the parent's record of the run
+    assert summary_of(quiet)["unchanged"] == 5
+    assert versions(base_objects(cluster, ns)) == before
+    client.AppsV1Api(cluster.api).patch_namespaced_deployment("web", ns, {"spec": {"replicas": 3}},
+                                                              field_manager="kubectl-patch", _content_type=MERGE_PATCH)
+    edited = job(git_repo.url, "--log-format", "json")
+    assert edited.exit_code == 0, edited.output
+    assert summary_of(edited)["requests"]["PATCH"] == 3
+    assert summary_of(edited)["configured"] == 1
+    live = cluster.get("apps/v1", "Deployment", "web", ns)
+    assert live["spec"]["replicas"] == 1
+    data = parent(cluster, job)["data"]["applied.json.gz"]
+    record = json.loads(gzip.decompress(base64.b64decode(data)))
+    assert record["objects"][f"apps/Deployment/{ns}/web"][0] == live["metadata"]["resourceVersion"]
+    assert not [key for key in record["objects"] if "/Secret/" in key]
 
 
 def test_object_merely_carrying_our_label_survives_and_is_reported_kept(cluster: Cluster, git_repo: GitRepo,
