@@ -3,8 +3,9 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
-from gitops_cron.manifests import load_manifests, ObjectRef
+from gitops_cron.manifests import Loader, ObjectRef, expanded_size, load_manifests
 from gitops_cron.tree import list_directory, read_files, select
 
 LIMIT = 1_000_000
@@ -82,6 +83,20 @@ def test_alias_bomb_is_refused_without_expanding_it(tmp_path):
     _, errors, parsed = parse(tmp_path, {"bomb.yaml": text, "ok.yaml": CM.format(name="ok")})
     assert [m.name for m in parsed.manifests] == ["ok"]
     assert len(errors) == 1 and "alias bomb" in str(errors[0]) and str(errors[0]).startswith("bomb.yaml:1")
+
+
+def test_a_large_document_without_aliases_is_still_held_to_the_node_limit(tmp_path):
+    items = "".join(f"  k{i}: v\n" for i in range(400))  # 801 nodes in data alone, no alias
+    _, errors, parsed = parse(tmp_path, {"wide.yaml": CM.format(name="wide") + "data:\n" + items}, max_nodes=500)
+    assert parsed.manifests == ()
+    assert [str(e) for e in errors] == [
+        "wide.yaml:1: document expands to more than 500 YAML nodes (alias bomb?); refused"]
+
+
+@pytest.mark.parametrize("text", ["a:\n" * 40, "- \n" * 40, "{" + ",".join("k" * 40) + "}", "[" * 20 + "]" * 20])
+def test_two_nodes_per_character_bounds_a_document_without_aliases(text):
+    for node in yaml.compose_all(text, Loader=Loader):
+        assert expanded_size(node, {}, 10**9) <= 2 * len(text) + 1
 
 
 def test_oversized_file_is_refused(tmp_path):
