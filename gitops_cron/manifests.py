@@ -190,4 +190,15 @@ def objects_in(document: Any, location: str) -> Iterator[Manifest | ManifestErro
     if namespace is not None and not isinstance(namespace, str):
         yield ManifestError(location, f"{kind} {metadata['name']}: metadata.namespace is not a string")
         return
+    for field, value in (("name", metadata["name"]), ("namespace", namespace or "")):
+        if not is_path_segment(value):
+            yield ManifestError(location, f"{kind} {value!r}: metadata.{field} cannot be part of an API path "
+                                          "('.', '..', or containing '/' or '%')")
+            return
     yield Manifest(body=document, location=location)
+
+
+def is_path_segment(name: str) -> bool:
+    """The API server's rule for every object name and namespace (path segment names): a name that
+    breaks it would put a request on another URL than the object's own."""
+    return name not in (".", "..") and "/" not in name and "%" not in name

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Iterable, Mapping
+from urllib.parse import quote
 
 from gitops_cron.errors import ManifestError
 from gitops_cron.manifests import Manifest, ObjectRef
@@ -72,11 +73,12 @@ class ApiResource:
         return f"{self.kind}.{self.group}" if self.group else self.kind
 
     def path(self, namespace: str = "", name: str = "") -> str:
+        """Names are percent-encoded: `?` or `#` in one must not end the path."""
         base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
         if self.namespaced and namespace:
-            base += f"/namespaces/{namespace}"
+            base += f"/namespaces/{quote(namespace, safe='')}"
         base += f"/{self.plural}"
-        return f"{base}/{name}" if name else base
+        return f"{base}/{quote(name, safe=':@')}" if name else base
 
 
 @dataclass(frozen=True)

@@ -213,6 +213,25 @@ def test_only_edited_objects_and_secrets_are_sent_once_applied(cluster: Cluster,
     assert not [key for key in record["objects"] if "/Secret/" in key]
 
 
+def test_a_name_with_a_question_mark_reaches_its_own_url_not_another_objects(cluster: Cluster, git_repo: GitRepo,
+                                                                            job: Job) -> None:
+    """Unencoded, `settings?x` would be a PATCH of `settings` with a query; encoded, the server judges
+    the name itself (and refuses it: ConfigMap names are DNS subdomains)."""
+    ns = unique("demo")
+    base_repo(git_repo, ns)
+    assert job(git_repo.url).exit_code == 0
+    before = cluster.get("v1", "ConfigMap", "settings", ns)
+    git_repo.write({"app/odd.yaml": text.configmap("settings?x", namespace=ns, data={"key": "hijacked"})})
+    result = job(git_repo.url)
+    assert result.exit_code == 1
+    # The server judged the name: without the encoding it would have judged a PATCH of `settings`
+    # whose query string lost the fieldManager.
+    assert result.lines_with(f'failed: HTTP 422 Invalid: ConfigMap "settings?x" is invalid: metadata.name')
+    after = cluster.get("v1", "ConfigMap", "settings", ns)
+    assert after["data"] == {"key": "value"}
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+
 def test_object_merely_carrying_our_label_survives_and_is_reported_kept(cluster: Cluster, git_repo: GitRepo,
                                                                          job: Job) -> None:
     ns = unique("demo")

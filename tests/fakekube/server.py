@@ -47,6 +47,7 @@ PROPAGATION_POLICIES = ("Background", "Foreground", "Orphan")
 
 def _parse_route(path: str):
     """('api',) | ('apis',) | ('group', g) | ('resources', g, v) | ('object', g, v, ns, resource, name, sub)."""
+    # Segments are percent-decoded after splitting on "/", as the apiserver's request-info parsing does.
     parts = [unquote(p) for p in path.strip("/").split("/")] if path.strip("/") else []
     if not parts or parts[0] not in ("api", "apis"):
         return None

@@ -131,3 +131,13 @@ def test_object_identity_uses_group_kind_namespace_name(tmp_path):
     manifest = parsed.manifests[0]
     assert (manifest.group, manifest.kind, manifest.namespace, manifest.name) == ("apps", "Deployment", "demo", "web")
     assert str(ObjectRef("apps", "Deployment", "demo", "web")) == "deployment.apps/web -n demo"
+
+
+@pytest.mark.parametrize("name, field", [("..", "name"), ("a/b", "name"), ("50%", "name"), (".", "namespace")])
+def test_names_that_cannot_be_a_path_segment_are_refused(tmp_path, name, field):
+    metadata = {"name": name} if field == "name" else {"name": "ok", "namespace": name}
+    text = yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata})
+    _, errors, parsed = parse(tmp_path, {"cm.yaml": text})
+    assert parsed.manifests == ()
+    assert [str(e) for e in errors] == [f"cm.yaml:1: ConfigMap {name!r}: metadata.{field} cannot be part of an API "
+                                        "path ('.', '..', or containing '/' or '%')"]

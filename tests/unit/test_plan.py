@@ -122,3 +122,10 @@ def test_scope_violation_is_an_error_for_that_object_only():
 def test_every_stage_kind_is_listed_once():
     kinds = [gk for stage in STAGES for gk in stage]
     assert len(kinds) == len(set(kinds))
+
+
+def test_paths_percent_encode_names_so_a_question_mark_cannot_end_the_path():
+    configmaps = ApiResource("", "v1", "ConfigMap", "configmaps", True)
+    assert configmaps.path("demo", "a?b#c d") == "/api/v1/namespaces/demo/configmaps/a%3Fb%23c%20d"
+    roles = ApiResource("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False)
+    assert roles.path("", "system:controller:x") == "/apis/rbac.authorization.k8s.io/v1/clusterroles/system:controller:x"
