@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import urllib3
 from kubernetes import client, config
@@ -94,6 +95,7 @@ class Kube:
 
     def __init__(self, api_client: client.ApiClient, deadline: float, stopping: threading.Event) -> None:
         self.api_client = api_client
+        self.host = api_client.configuration.host.rstrip("/")
         self.deadline = deadline
         self.stopping = stopping
         self.counts: dict[str, int] = {}
@@ -115,10 +117,11 @@ class Kube:
     def request(self, method: str, path: str, query: dict[str, str] | None = None, body: Any = None,
                 content_type: str = "application/json", accept: str = "application/json") -> Response:
         """One API call; raises ApiError for any non-2xx answer that retries did not cure."""
-        headers = {"Accept": accept, "Content-Type": content_type}
-        url_method, url, headers, _, _ = self.api_client.param_serialize(
-            method, path, query_params=list((query or {}).items()), header_params=headers)
-        headers.update(self.auth_headers())
+        # The URL and headers are put together here rather than by the client's param_serialize, which
+        # walks every header and parameter through its model serializer: 70 µs of CPU a request.
+        url = self.host + path + (f"?{urlencode(query)}" if query else "")
+        headers = {**self.api_client.default_headers, "Accept": accept, "Content-Type": content_type,
+                   **self.auth_headers()}
         data = body if isinstance(body, (bytes, str)) or body is None else json.dumps(body).encode()
         attempt = 0
         while True:
@@ -132,7 +135,7 @@ class Kube:
             wait = None
             try:
                 raw = self.api_client.rest_client.pool_manager.request(
-                    url_method, url, body=data, headers=headers, preload_content=True, retries=False,
+                    method, url, body=data, headers=headers, preload_content=True, retries=False,
                     timeout=urllib3.Timeout(connect=min(10.0, remaining), read=min(REQUEST_TIMEOUT, remaining)))
             except urllib3.exceptions.HTTPError as error:
                 if attempt >= MAX_ATTEMPTS:
