@@ -19,6 +19,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from gitops_cron.config import SETTINGS_FIELDS
+
 ROOT = Path(__file__).resolve().parents[1]
 MANIFESTS = ROOT / "manifests"
 RBAC = ROOT / "rbac"
@@ -33,19 +35,9 @@ CREDENTIALS_SECRET = "gitops-cron-git"
 CREDENTIALS_DIR = "/etc/gitops-cron/git"
 IMAGE_REPOSITORY = "ghcr.io/gitops-cron/gitops-cron"
 
-# The product's settings; a key in the settings ConfigMap that is not one of
-# these is a typo the job would silently ignore.
-SETTINGS = {
-    "GITOPS_REPO", "GITOPS_REVISION", "GITOPS_PATH", "GITOPS_INVENTORY",
-    "GITOPS_NAMESPACE", "GITOPS_DEFAULT_NAMESPACE", "GITOPS_PRUNE",
-    "GITOPS_DRY_RUN", "GITOPS_FIELD_MANAGER", "GITOPS_CONCURRENCY",
-    "GITOPS_MAX_PRUNE", "GITOPS_TIMEOUT", "GITOPS_LOG_FORMAT",
-    "GITOPS_GIT_CREDENTIALS_DIR", "GITOPS_SSH_INSECURE_IGNORE_HOST_KEY",
-    "GITOPS_CLONE_TIMEOUT", "GITOPS_ALLOW_EMPTY", "GITOPS_RECREATE",
-    "GITOPS_ADOPT", "GITOPS_PRUNE_PROTECTED", "GITOPS_PROPAGATION",
-    "GITOPS_ALLOW_NAMESPACES", "GITOPS_DENY_NAMESPACES",
-    "GITOPS_ALLOW_KINDS", "GITOPS_DENY_KINDS",
-}
+# The product's settings, from their one declaration; a key in the settings ConfigMap
+# that is not one of these is a typo the job would silently ignore.
+SETTINGS = {f.metadata["env"] for f in SETTINGS_FIELDS if (f.metadata["env"] or "").startswith("GITOPS_")}
 
 # Cluster-scoped resources of the built-in API, by (group, plural).
 CLUSTER_SCOPED = {
