@@ -21,7 +21,7 @@ from gitops_cron.config import Settings
 from gitops_cron.errors import GitopsError, Interrupted, ManifestError, PruneRefused
 from gitops_cron.kube import Kube, make_api_client
 from gitops_cron.lock import RunLock
-from gitops_cron.manifests import Parsed, load_manifests
+from gitops_cron.manifests import ObjectRef, Parsed, load_manifests
 from gitops_cron.plan import Catalog, Plan, Scope, describe_plan, make_plan, namespace_in_scope, offline_catalog
 from gitops_cron.prune import check_guards, kept_changes, prune_stale, select_stale
 from gitops_cron.report import Summary, stage
@@ -119,8 +119,7 @@ def converge(kube: Kube, catalog: Catalog, settings: Settings, parsed: Parsed, e
         options = ApplyOptions(settings.field_manager, set_id, settings.dry_run, settings.recreate, settings.adopt,
                                settings.concurrency, planned_namespaces)
         known = {m.ref: m.resource_version for m in members}
-        before = applied.decode(parent.applied)
-        started = time.time()
+        before, started = applied.decode(parent.applied), time.time()
         full = applied.full_apply_due(before, started, settings.full_apply_interval)
         not_sent = frozenset() if full else applied.unchanged_since_applied(plan.objects, known, before,
                                                                            settings.field_manager)
@@ -131,13 +130,8 @@ def converge(kube: Kube, catalog: Catalog, settings: Settings, parsed: Parsed, e
             changes = apply_all(kube, plan, known, options, stopping, not_sent)
         summary.changes.extend(changes)
         if settings.full_apply_interval > 0:
-            by_subject = {str(d.ref): d.ref for d in plan.objects}
-            versions = {by_subject[c.subject]: c.resource_version for c in changes
-                        if c.resource_version and c.subject in by_subject}
-            reached_all = full and len(changes) == len(plan.objects)
-            after = applied.updated(before, plan.objects, versions, not_sent, settings.field_manager,
-                                    started if reached_all else before.full_apply_time)
-            record.applied = applied.encode(after)
+            record.applied = applied_record(before, plan, changes, not_sent, settings.field_manager,
+                                            started if full else None)
         if stopping.is_set():
             not_applied = len(plan.objects) - len(changes)
             raise Interrupted(f"run interrupted: {not_applied} object(s) left for the next run; nothing pruned")
@@ -186,6 +180,19 @@ def prune(kube: Kube, settings: Settings, plan: Plan, members: list[inventory.Li
     kinds = desired_kinds | {live.resource.group_kind for live in remaining}
     namespaces = desired_namespaces | {live.ref.namespace for live in remaining if live.ref.namespace}
     return kinds, namespaces | {settings.namespace}, len(failed)
+
+
+def applied_record(before: applied.Record, plan: Plan, changes: list[Change], not_sent: frozenset[ObjectRef],
+                   field_manager: str, full_apply_started: float | None) -> str:
+    """The applied record after this run's applies, encoded for the parent. A full apply counts
+    as done only if it reached every object (an interrupted one is redone next run)."""
+    by_subject = {str(d.ref): d.ref for d in plan.objects}
+    versions = {by_subject[c.subject]: c.resource_version for c in changes
+                if c.resource_version and c.subject in by_subject}
+    full_done = full_apply_started is not None and len(changes) == len(plan.objects)
+    after = applied.updated(before, plan.objects, versions, not_sent, field_manager,
+                            full_apply_started if full_done else before.full_apply_time)
+    return applied.encode(after)
 
 
 class Recorder:

@@ -93,3 +93,19 @@ def test_a_record_too_big_for_the_parent_is_left_out(monkeypatch, caplog):
     record = applied.updated(Record(), objects, {d.ref: str(i) for i, d in enumerate(objects)}, frozenset(), "m", 1.0)
     assert applied.encode(record) == ""
     assert "applied record of 500 object(s)" in caplog.text and "over the 4 KiB" in caplog.text
+
+
+def test_a_full_apply_counts_only_when_it_reached_every_object():
+    from gitops_cron.apply import Change
+    from gitops_cron.plan import Plan
+    from gitops_cron.run import applied_record
+    a, b = desired("a"), desired("b")
+    plan = Plan(((a, b),))
+    before = Record({}, 100.0)
+    both = [Change(str(a.ref), "unchanged", resource_version="5"), Change(str(b.ref), "configured", resource_version="6")]
+    done = applied.decode(applied_record(before, plan, both, frozenset(), "m", 2000.0))
+    assert done.full_apply_time == 2000.0 and set(done.entries) == {applied.key_of(a.ref), applied.key_of(b.ref)}
+    interrupted = applied.decode(applied_record(before, plan, both[:1], frozenset(), "m", 2000.0))
+    assert interrupted.full_apply_time == 100.0 and set(interrupted.entries) == {applied.key_of(a.ref)}
+    partial = applied.decode(applied_record(before, plan, both, frozenset(), "m", None))
+    assert partial.full_apply_time == 100.0
