@@ -8,8 +8,10 @@ import pytest
 
 from gitops_cron import applied
 from gitops_cron.applied import Entry, Record
+from gitops_cron.apply import Change
 from gitops_cron.manifests import ObjectRef
-from gitops_cron.plan import ApiResource, Desired
+from gitops_cron.plan import ApiResource, Desired, Plan
+from gitops_cron.run import applied_record
 
 CONFIGMAP = ApiResource("", "v1", "ConfigMap", "configmaps", True)
 SECRET = ApiResource("", "v1", "Secret", "secrets", True)
@@ -96,9 +98,6 @@ def test_a_record_too_big_for_the_parent_is_left_out(monkeypatch, caplog):
 
 
 def test_a_full_apply_counts_only_when_it_reached_every_object():
-    from gitops_cron.apply import Change
-    from gitops_cron.plan import Plan
-    from gitops_cron.run import applied_record
     a, b = desired("a"), desired("b")
     plan = Plan(((a, b),))
     before = Record({}, 100.0)
