@@ -336,3 +336,15 @@ def test_bad_setting_exits_2_with_one_line(job):
     assert result.exit_code == 2
     assert result.stderr.strip().count("\n") == 0
     assert "--concurrency/GITOPS_CONCURRENCY: must be between 1 and 64" in result.stderr
+
+
+def test_path_reads_its_directory_and_links_to_shared_files_inside_the_repository(kube, git_repo, job):
+    """Read from git's object store: the link is followed on the tree's listing, no working tree is written."""
+    git_repo.write({"clusters/prod/ns.yaml": namespace("demo"), "clusters/staging/cm.yaml": configmap("staging"),
+                    "shared/base.yaml": configmap("base")})
+    (git_repo.path / "clusters" / "prod" / "base.yaml").symlink_to("../../shared/base.yaml")
+    git_repo.commit("link")
+    result = job(git_repo.url, "--path", "clusters/prod")
+    assert result.exit_code == 0, result.output
+    assert sorted(o["metadata"]["name"] for o in kube.list("v1", "ConfigMap", "demo")) == ["base"]
+    assert result.lines_with("read 2 object(s) from 2 file(s)")
