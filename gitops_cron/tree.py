@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -173,9 +174,11 @@ def list_directory(root: Path) -> dict[str, Entry]:
                 entries[path] = Entry(path, 0, full, target.replace(os.sep, "/"))
             else:
                 try:
-                    entries[path] = Entry(path, os.stat(full).st_size, full)
+                    status = os.stat(full)
                 except OSError:
                     continue
+                if stat.S_ISREG(status.st_mode):  # a FIFO or a device would block or never end
+                    entries[path] = Entry(path, status.st_size, full)
     return entries
 
 

@@ -1,5 +1,6 @@
 """Parsing rules: what becomes an object, what is skipped, and what is an error naming its place."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,9 @@ def test_names_that_cannot_be_a_path_segment_are_refused(tmp_path, name, field):
     assert parsed.manifests == ()
     assert [str(e) for e in errors] == [f"cm.yaml:1: ConfigMap {name!r}: metadata.{field} cannot be part of an API "
                                         "path ('.', '..', or containing '/' or '%')"]
+
+
+def test_a_fifo_in_a_local_directory_is_not_read(tmp_path):
+    os.mkfifo(tmp_path / "pipe.yaml")
+    found, errors, parsed = parse(tmp_path, {"ok.yaml": CM.format(name="ok")})
+    assert found == ["ok.yaml"] and errors == []
