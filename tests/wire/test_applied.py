@@ -94,16 +94,23 @@ def test_another_field_manager_sends_everything(kube, git_repo, job):
     assert len(applies(kube)) == 7
 
 
-def test_full_apply_interval_sends_every_object_again(kube, git_repo, job):
+def test_once_the_full_apply_interval_has_passed_every_object_is_sent_again(kube, git_repo, job):
     repo(git_repo)
-    assert job(git_repo.url, "--full-apply-interval", "1").exit_code == 0
+    assert job(git_repo.url).exit_code == 0
     kube.clear_requests()
-    assert job(git_repo.url, "--full-apply-interval", "1").exit_code == 0
+    assert job(git_repo.url).exit_code == 0
     assert applies(kube) == ["secrets/db"]
-    time.sleep(1.1)
+    # Two hours later, as far as the record knows.
+    the_parent = kube.get("v1", "Secret", "gitops-cron", "gitops")
+    document = record(kube)
+    document["fullApplyTime"] -= 7200
+    the_parent["data"]["applied.json.gz"] = base64.b64encode(gzip.compress(json.dumps(document).encode())).decode()
+    kube.put(the_parent, manager="clock")
     kube.clear_requests()
-    assert job(git_repo.url, "--full-apply-interval", "1").exit_code == 0
+    started = time.time()
+    assert job(git_repo.url).exit_code == 0
     assert len(applies(kube)) == 7
+    assert record(kube)["fullApplyTime"] >= started - 1
 
 
 def test_interval_zero_sends_every_object_every_run_and_keeps_no_record(kube, git_repo, job):
