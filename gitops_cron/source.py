@@ -11,14 +11,13 @@ a known_hosts file with host key checking on.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import shlex
 import shutil
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -270,7 +269,7 @@ def list_revision(git: Git, root: Path, commit: str) -> dict[str, tree.Entry]:
         targets = cat_files(git, root, [entries[path].source for path in links])
         for path in links:
             target = targets.get(entries[path].source, b"").decode("utf-8", "surrogateescape")
-            entries[path] = dataclasses.replace(entries[path], link=target)
+            entries[path] = replace(entries[path], link=target)
     return entries
 
 
