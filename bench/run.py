@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -70,10 +71,7 @@ class Measurement:
     stages: dict[str, float] = field(default_factory=dict)
 
     def verbs(self) -> dict[str, int]:
-        counted = {verb: 0 for verb in VERBS}
-        for request in self.requests:
-            counted[request.verb] = counted.get(request.verb, 0) + 1
-        return counted
+        return {**dict.fromkeys(VERBS, 0), **Counter(request.verb for request in self.requests)}
 
 
 def verb_of(method: str, path: str) -> str:

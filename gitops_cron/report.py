@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import time
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -94,10 +95,7 @@ class Summary:
     requests: dict[str, int] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
-        counts = {action: 0 for action in ACTIONS}
-        for change in self.changes:
-            counts[change.action] = counts.get(change.action, 0) + 1
-        return counts
+        return {**dict.fromkeys(ACTIONS, 0), **Counter(change.action for change in self.changes)}
 
     @property
     def changed(self) -> bool:

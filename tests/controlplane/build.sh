@@ -29,6 +29,7 @@ K8S_VERSION=v1.37.2
 ETCD_VERSION=v3.6.16
 
 log() { printf 'build.sh: %s\n' "$*" >&2; }
+built() { [[ -x "$1" ]] && log "$(basename "$1") already built"; }
 
 cache_root="${GITOPS_CRON_CACHE:-${HOME}/.cache/gitops-cron}"
 assets_dir="${cache_root}/controlplane/${K8S_VERSION}-${ETCD_VERSION}"
@@ -75,8 +76,7 @@ export CGO_ENABLED=0
 
 build_etcd() {
     local out="${assets_dir}/etcd"
-    if [[ -x "${out}" ]]; then
-        log "etcd already built"
+    if built "${out}"; then
         return
     fi
     local mod="${src_root}/etcd-${ETCD_VERSION}"
@@ -113,8 +113,7 @@ EOF
 
 build_kube_apiserver() {
     local out="${assets_dir}/kube-apiserver"
-    if [[ -x "${out}" ]]; then
-        log "kube-apiserver already built"
+    if built "${out}"; then
         return
     fi
     local mod="${src_root}/kube-apiserver-${K8S_VERSION}"
